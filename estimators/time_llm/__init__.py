@@ -1,0 +1,1 @@
+"""Time-LLM: a frozen language model reprogrammed for forecasting."""

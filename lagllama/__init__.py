@@ -1,0 +1,22 @@
+"""lagllama: probabilistic forecasting with foundation models (Lag-Llama, Time-LLM) on GluonTS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["LagLlamaEstimator", "TimeLLMEstimator", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Estimators import torch/lightning; load them lazily so `import lagllama` stays light.
+    if name == "LagLlamaEstimator":
+        from lagllama.estimators.lag_llama import LagLlamaEstimator
+
+        return LagLlamaEstimator
+    if name == "TimeLLMEstimator":
+        from lagllama.estimators.time_llm import TimeLLMEstimator
+
+        return TimeLLMEstimator
+    raise AttributeError(f"module 'lagllama' has no attribute {name!r}")

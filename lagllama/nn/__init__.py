@@ -1,0 +1,1 @@
+"""Neural-network building blocks: normalisation, rotary embeddings, attention, MLPs, decoder."""
