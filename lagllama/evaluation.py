@@ -1,0 +1,401 @@
+"""Backtest GluonTS predictors against seasonal-naive and statsforecast baselines.
+
+Metrics follow the Chronos benchmark convention: WQL is GluonTS's
+``MeanWeightedSumQuantileLoss`` over quantiles 0.1..0.9, MASE/MSIS are scaled by the
+in-sample seasonal-naive error with ``get_seasonality(freq)``, and scores are aggregated
+across datasets as the geometric mean of each model's score relative to seasonal naive.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from gluonts.dataset import Dataset
+from gluonts.dataset.split import TestData, split
+from gluonts.ev.metrics import (
+    MASE,
+    MSIS,
+    RMSE,
+    SMAPE,
+    Coverage,
+    MeanWeightedSumQuantileLoss,
+)
+from gluonts.model import Forecast, Predictor
+from gluonts.model.evaluation import evaluate_forecasts
+from gluonts.model.seasonal_naive import SeasonalNaivePredictor
+from gluonts.time_feature import get_seasonality
+from tqdm.auto import tqdm
+
+from lagllama.data import dataset_freq, load_dataset
+
+#: Quantiles averaged by WQL (Chronos / GluonTS convention).
+WQL_QUANTILES = tuple(round(0.1 * i, 1) for i in range(1, 10))
+#: Quantiles the baselines produce: WQL's plus the 95% interval for MSIS and coverage.
+FORECAST_QUANTILES = (0.025, 0.05, *WQL_QUANTILES, 0.95, 0.975)
+#: Report columns, in order; lower is better except for the coverages.
+METRICS = ("WQL", "MASE", "MSIS", "coverage_80", "coverage_95", "sMAPE", "RMSE")
+#: Metrics aggregated as geometric mean of the ratio to the baseline.
+RELATIVE_METRICS = ("WQL", "MASE", "MSIS", "sMAPE", "RMSE")
+BASELINE = "seasonal-naive"
+STATSFORECAST_MODELS = {
+    "auto-ets": "AutoETSPredictor",
+    "auto-theta": "AutoThetaPredictor",
+    "auto-arima": "AutoARIMAPredictor",
+}
+BASELINES = (BASELINE, *STATSFORECAST_MODELS)
+
+
+@dataclass(frozen=True)
+class BacktestTask:
+    """One dataset to backtest: full series whose last ``windows * prediction_length``
+    points are forecast in rolling windows of ``prediction_length``."""
+
+    name: str
+    dataset: Dataset
+    prediction_length: int
+    freq: str
+    windows: int = 1
+
+    @property
+    def season_length(self) -> int:
+        """Seasonal period used by seasonal naive, MASE and MSIS."""
+        return get_seasonality(self.freq)
+
+    def test_data(self) -> TestData:
+        """Rolling-origin windows over the end of each series (GluonTS ``split``)."""
+        h = self.prediction_length
+        _, template = split(self.dataset, offset=-h * self.windows)
+        return template.generate_instances(prediction_length=h, windows=self.windows, distance=h)
+
+
+#: A predictor, or a factory building one for a task (so it can use h, freq, seasonality).
+PredictorSpec = Predictor | Callable[[BacktestTask], Predictor]
+
+
+def repository_task(
+    name: str, data_dir: str | Path | None = None, windows: int = 1, download: bool = True
+) -> BacktestTask:
+    """A task for a GluonTS/Monash dataset: its ``test`` split holds the full series."""
+    ds = load_dataset(name, data_dir=data_dir, download=download)
+    return BacktestTask(
+        name=name,
+        dataset=ds.test,
+        prediction_length=ds.metadata.prediction_length,
+        freq=ds.metadata.freq,
+        windows=windows,
+    )
+
+
+def dataset_task(
+    name: str, dataset: Dataset, prediction_length: int, windows: int = 1
+) -> BacktestTask:
+    """A task for a user's dataset (e.g. from :func:`lagllama.data.read_file`)."""
+    if prediction_length < 1:
+        raise ValueError(f"prediction_length must be >= 1, got {prediction_length}")
+    return BacktestTask(name, dataset, prediction_length, dataset_freq(dataset), windows)
+
+
+def impute(target: np.ndarray) -> np.ndarray:
+    """Fill NaNs: linear interpolation inside, nearest value at the ends, 0 if all missing."""
+    series = pd.Series(np.asarray(target, dtype=float))
+    if not series.isna().any():
+        return series.to_numpy()
+    filled = series.interpolate(limit_direction="both")
+    return filled.fillna(0.0).to_numpy()
+
+
+class FallbackPredictor(Predictor):
+    """Wrap a predictor: impute NaNs before predicting, and forecast a series with
+    ``fallback`` when the primary model fails on it. Counts both, per ``predict`` call."""
+
+    def __init__(self, primary: Predictor, fallback: Predictor, impute_missing: bool = True):
+        super().__init__(prediction_length=primary.prediction_length)
+        self.primary = primary
+        self.fallback = fallback
+        self.impute_missing = impute_missing
+        self.num_fallbacks = 0
+        self.num_imputed = 0
+        self.failures: list[str] = []
+
+    def predict(self, dataset: Dataset, **kwargs) -> Iterator[Forecast]:
+        self.num_fallbacks = self.num_imputed = 0
+        self.failures = []
+        for entry in dataset:
+            target = np.asarray(entry["target"], dtype=float)
+            if self.impute_missing and np.isnan(target).any():
+                entry = {**entry, "target": impute(target)}
+                self.num_imputed += 1
+            try:
+                forecast = next(iter(self.primary.predict([entry], **kwargs)))
+                if not np.isfinite(forecast.quantile(0.5)).all():
+                    raise ValueError("non-finite forecast")
+            except Exception as err:  # statsforecast raises many types when a fit fails
+                self.num_fallbacks += 1
+                self.failures.append(f"{entry.get('item_id')}: {type(err).__name__}: {err}")
+                forecast = next(iter(self.fallback.predict([entry], **kwargs)))
+            yield forecast
+
+
+def seasonal_naive(task: BacktestTask) -> Predictor:
+    """GluonTS seasonal naive; its single sample makes it a point forecast for all quantiles."""
+    return SeasonalNaivePredictor(
+        prediction_length=task.prediction_length, season_length=task.season_length
+    )
+
+
+def baseline(name: str, impute_missing: bool = True) -> Callable[[BacktestTask], Predictor]:
+    """Factory for a baseline by name (``seasonal-naive``, ``auto-ets``, ``auto-theta``,
+    ``auto-arima``); statsforecast models are wrapped in a seasonal-naive fallback."""
+    if name == BASELINE:
+        return seasonal_naive
+    if name not in STATSFORECAST_MODELS:
+        raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+
+    def factory(task: BacktestTask) -> Predictor:
+        from gluonts.ext import statsforecast
+
+        predictor_cls = getattr(statsforecast, STATSFORECAST_MODELS[name])
+        primary = predictor_cls(
+            prediction_length=task.prediction_length,
+            quantile_levels=list(FORECAST_QUANTILES),
+            season_length=task.season_length,
+        )
+        return FallbackPredictor(primary, seasonal_naive(task), impute_missing=impute_missing)
+
+    return factory
+
+
+def _metric_definitions() -> list:
+    coverage_levels = (0.025, 0.1, 0.9, 0.975)
+    return [
+        MeanWeightedSumQuantileLoss(quantile_levels=WQL_QUANTILES),
+        MASE(),
+        MSIS(alpha=0.05),
+        SMAPE(),
+        RMSE(),
+        *(Coverage(q=q) for q in coverage_levels),
+    ]
+
+
+def score_forecasts(forecasts: Sequence[Forecast], task: BacktestTask) -> dict[str, float]:
+    """Aggregate metrics of ``forecasts`` against the task's test windows.
+
+    Interval coverage is the share of actuals between the lower and upper quantile.
+    """
+    row = evaluate_forecasts(
+        forecasts,
+        test_data=task.test_data(),
+        metrics=_metric_definitions(),
+        seasonality=task.season_length,
+    ).iloc[0]
+    return {
+        "WQL": float(row["mean_weighted_sum_quantile_loss"]),
+        "MASE": float(row["MASE[0.5]"]),
+        "MSIS": float(row["MSIS"]),
+        "coverage_80": float(row["coverage[0.9]"] - row["coverage[0.1]"]),
+        "coverage_95": float(row["coverage[0.975]"] - row["coverage[0.025]"]),
+        "sMAPE": float(row["sMAPE[0.5]"]),
+        "RMSE": float(row["RMSE[mean]"]),
+    }
+
+
+def _predictor_for(spec: PredictorSpec, task: BacktestTask) -> Predictor:
+    return spec if isinstance(spec, Predictor) else spec(task)
+
+
+def run_model(name: str, spec: PredictorSpec, task: BacktestTask) -> dict:
+    """Forecast every test window of ``task`` with one model and score it (one report row)."""
+    test_data = task.test_data()
+    start = time.perf_counter()
+    predictor = _predictor_for(spec, task)
+    forecasts = list(
+        tqdm(
+            predictor.predict(test_data.input),
+            total=len(test_data),
+            desc=f"{name} on {task.name}",
+            leave=False,
+        )
+    )
+    seconds = time.perf_counter() - start
+    return {
+        "dataset": task.name,
+        "model": name,
+        **score_forecasts(forecasts, task),
+        "num_series": len(forecasts) // task.windows,
+        "windows": task.windows,
+        "fallbacks": getattr(predictor, "num_fallbacks", 0),
+        "imputed": getattr(predictor, "num_imputed", 0),
+        "runtime_s": seconds,
+        "s_per_series": seconds / max(len(forecasts), 1),
+    }
+
+
+def relative_scores(
+    results: pd.DataFrame, baseline_model: str = BASELINE, metrics: Sequence[str] = RELATIVE_METRICS
+) -> pd.DataFrame:
+    """Geometric mean over datasets of each model's score divided by the baseline's.
+
+    ``results`` has one row per (dataset, model); returns one row per model. A dataset
+    where the ratio is undefined (baseline score 0 or missing) is left out of that mean.
+    """
+    base = results[results["model"] == baseline_model].set_index("dataset")
+    if base.empty:
+        raise ValueError(f"baseline {baseline_model!r} is not among the results")
+    rows = []
+    for model, part in results.groupby("model", sort=False):
+        part = part.set_index("dataset")
+        row: dict[str, float | str] = {"model": model}
+        for metric in metrics:
+            ratio = (part[metric] / base[metric].reindex(part.index)).replace(
+                [np.inf, -np.inf], np.nan
+            )
+            ratio = ratio[ratio > 0].dropna()
+            row[metric] = float(np.exp(np.log(ratio).mean())) if len(ratio) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that determine the numbers in a report."""
+    versions = {"python": platform.python_version()}
+    for pkg in ("lagllama", "gluonts", "statsforecast", "numpy", "pandas", "torch"):
+        try:
+            versions[pkg] = importlib_metadata.version(pkg)
+        except importlib_metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    return versions
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "" if math.isnan(value) else f"{value:.4g}"
+        return str(value)
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+@dataclass
+class BacktestReport:
+    """Scores per (dataset, model), relative aggregates, configuration and versions."""
+
+    results: pd.DataFrame
+    aggregate: pd.DataFrame
+    config: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=package_versions)
+
+    def table(self) -> pd.DataFrame:
+        """Per-dataset rows followed by one aggregate row per model (dataset ``aggregate``)."""
+        agg = self.aggregate.assign(dataset=f"aggregate (gmean vs {BASELINE})")
+        totals = self.results.groupby("model", sort=False)[["runtime_s", "num_series"]].sum()
+        agg = agg.join(totals, on="model")
+        agg["s_per_series"] = agg["runtime_s"] / (agg["num_series"] * 1.0)
+        agg["fallbacks"] = agg["model"].map(self.results.groupby("model")["fallbacks"].sum())
+        table = pd.concat([self.results, agg], ignore_index=True)[self.results.columns]
+        counts = ["num_series", "windows", "fallbacks", "imputed"]
+        return table.astype(dict.fromkeys(counts, "Int64"))
+
+    def to_markdown(self) -> str:
+        """Human-readable report: scores, fallbacks, runtimes, configuration, versions."""
+        fell_back = self.results[self.results["fallbacks"] > 0]
+        notes = [
+            f"- {r.model} on {r.dataset}: {r.fallbacks} of {r.num_series * r.windows} "
+            "forecasts fell back to seasonal naive"
+            for r in fell_back.itertuples()
+        ] or ["- no model fell back to seasonal naive"]
+        return (
+            "\n\n".join(
+                [
+                    "# Backtest report",
+                    "WQL = mean weighted quantile loss over quantiles 0.1..0.9; MASE/MSIS scaled "
+                    "by the seasonal-naive in-sample error; aggregate rows are geometric means of "
+                    f"the ratio to {BASELINE} (coverage is not aggregated).",
+                    _markdown_table(self.table()),
+                    "## Fallbacks\n\n" + "\n".join(notes),
+                    "## Configuration\n\n```json\n" + json.dumps(self.config, indent=2) + "\n```",
+                    "## Versions\n\n" + "\n".join(f"- {k}: {v}" for k, v in self.versions.items()),
+                ]
+            )
+            + "\n"
+        )
+
+    def to_json(self) -> str:
+        """Machine-readable report (NaN written as null)."""
+        table = self.table().astype(object).where(self.table().notna(), None)
+        return json.dumps(
+            {
+                "results": table.to_dict(orient="records"),
+                "config": self.config,
+                "versions": self.versions,
+            },
+            indent=2,
+            default=str,
+        )
+
+    def save(self, output_dir: str | Path) -> dict[str, Path]:
+        """Write ``report.md``, ``results.csv`` and ``report.json`` into ``output_dir``."""
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "markdown": out / "report.md",
+            "csv": out / "results.csv",
+            "json": out / "report.json",
+        }
+        paths["markdown"].write_text(self.to_markdown())
+        self.table().to_csv(paths["csv"], index=False)
+        paths["json"].write_text(self.to_json())
+        return paths
+
+
+def backtest(
+    tasks: Sequence[BacktestTask],
+    models: Mapping[str, PredictorSpec] | None = None,
+    baselines: Sequence[str] = (BASELINE, "auto-ets"),
+    impute_missing: bool = True,
+) -> BacktestReport:
+    """Backtest ``models`` (predictors or factories) and named ``baselines`` on every task.
+
+    Seasonal naive is always included, since the aggregate is relative to it.
+    """
+    specs: dict[str, PredictorSpec] = {
+        name: baseline(name, impute_missing) for name in dict.fromkeys([BASELINE, *baselines])
+    }
+    for name, spec in (models or {}).items():
+        if name in specs:
+            raise ValueError(f"model name {name!r} clashes with a baseline")
+        specs[name] = spec
+    rows = [
+        run_model(name, spec, task)
+        for task in tqdm(tasks, desc="datasets", disable=len(tasks) < 2)
+        for name, spec in specs.items()
+    ]
+    results = pd.DataFrame(rows)
+    config = {
+        "datasets": [
+            {
+                "name": t.name,
+                "prediction_length": t.prediction_length,
+                "freq": t.freq,
+                "season_length": t.season_length,
+                "windows": t.windows,
+            }
+            for t in tasks
+        ],
+        "models": list(specs),
+        "wql_quantiles": list(WQL_QUANTILES),
+        "forecast_quantiles": list(FORECAST_QUANTILES),
+        "impute_missing": impute_missing,
+        "msis_alpha": 0.05,
+    }
+    return BacktestReport(results, relative_scores(results), config)
