@@ -1,0 +1,270 @@
+"""``LagLlamaEstimator``: GluonTS transformations, instance splitters, loaders and predictor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gluonts.core.component import validated
+from gluonts.dataset.common import Dataset
+from gluonts.dataset.field_names import FieldName
+from gluonts.dataset.loader import as_stacked_batches
+from gluonts.itertools import Cyclic
+from gluonts.model.forecast_generator import SampleForecastGenerator
+from gluonts.torch.model.estimator import PyTorchLightningEstimator
+from gluonts.torch.model.predictor import PyTorchPredictor
+from gluonts.transform import (
+    AddObservedValuesIndicator,
+    AddTimeFeatures,
+    AsNumpyArray,
+    Chain,
+    ExpectedNumInstanceSampler,
+    InstanceSampler,
+    InstanceSplitter,
+    TestSplitSampler,
+    Transformation,
+    ValidationSplitSampler,
+)
+from lagllama.estimators.lag_llama.config import LagLlamaConfig
+from lagllama.estimators.lag_llama.lightning_module import LagLlamaLightningModule
+
+from lagllama.frequency import default_time_features, resolve_lags, validate_freq
+
+TIME_FEAT = "time_feat"
+#: Constructor arguments that define the network; a checkpoint fixes them.
+ARCHITECTURE_ARGS = (
+    "lags_seq",
+    "n_layer",
+    "n_head",
+    "n_embd_per_head",
+    "scaling",
+    "observed_lag_features",
+    "distr_output",
+)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a Lightning checkpoint of a Lag-Llama model, or raise naming what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle/zip errors differ across torch versions
+        raise ValueError(f"{path} is not a readable torch checkpoint: {err}") from err
+    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    if "state_dict" not in ckpt or "model_kwargs" not in hparams:
+        raise ValueError(f"{path} is not a Lag-Llama checkpoint (no model_kwargs/state_dict)")
+    LagLlamaConfig.from_dict(hparams["model_kwargs"])  # validates the architecture
+    return ckpt
+
+
+class LagLlamaEstimator(PyTorchLightningEstimator):
+    """Lag-Llama (Rasul et al., 2023) as a GluonTS estimator.
+
+    ``freq`` selects GluonTS's lags for the data; ``lags_seq="lag-llama"`` uses the
+    frequency-independent union of the paper. ``context_length=None`` uses
+    ``max(32, prediction_length)``. Series shorter than ``context_length + max(lags)`` are
+    padded and masked, never dropped. ``trainer_kwargs`` go to ``lightning.Trainer``.
+    """
+
+    @validated()
+    def __init__(
+        self,
+        prediction_length: int,
+        freq: str | None = None,
+        context_length: int | None = None,
+        lags_seq: Sequence[int] | str | None = None,
+        n_layer: int = 4,
+        n_head: int = 4,
+        n_embd_per_head: int = 16,
+        dropout: float = 0.0,
+        scaling: str = "robust",
+        time_features: bool = True,
+        observed_lag_features: bool = False,
+        distr_output: str = "student_t",
+        rope_scaling: str | None = None,
+        rope_factor: float = 1.0,
+        augmentation: dict | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-8,
+        warmup_steps: int = 0,
+        batch_size: int = 64,
+        num_batches_per_epoch: int = 50,
+        num_parallel_samples: int = 100,
+        use_kv_cache: bool = True,
+        train_sampler: InstanceSampler | None = None,
+        validation_sampler: InstanceSampler | None = None,
+        trainer_kwargs: dict[str, Any] | None = None,
+        init_checkpoint: str | None = None,
+    ) -> None:
+        trainer_kwargs = {"max_epochs": 50, "gradient_clip_val": 10.0, **(trainer_kwargs or {})}
+        super().__init__(trainer_kwargs=trainer_kwargs)
+        if prediction_length < 1:
+            raise ValueError(f"prediction_length must be >= 1, got {prediction_length}")
+        self.freq = validate_freq(freq) if freq is not None else None
+        self.prediction_length = prediction_length
+        self.context_length = context_length or max(32, prediction_length)
+        self.time_features = default_time_features() if time_features else []
+        self.model_kwargs = LagLlamaConfig(
+            context_length=self.context_length,
+            prediction_length=prediction_length,
+            lags_seq=resolve_lags(lags_seq, freq),
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd_per_head=n_embd_per_head,
+            dropout=dropout,
+            scaling=scaling,
+            num_time_features=len(self.time_features),
+            observed_lag_features=observed_lag_features,
+            distr_output=distr_output,
+            rope_scaling=rope_scaling,
+            rope_factor=rope_factor,
+        ).to_dict()
+        self.module_kwargs = {
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "warmup_steps": warmup_steps,
+            "augmentation": augmentation,
+            "num_parallel_samples": num_parallel_samples,
+            "use_kv_cache": use_kv_cache,
+        }
+        self.batch_size = batch_size
+        self.num_batches_per_epoch = num_batches_per_epoch
+        self.init_checkpoint = init_checkpoint
+        self.train_sampler = train_sampler or ExpectedNumInstanceSampler(
+            num_instances=1.0, min_past=1, min_future=prediction_length
+        )
+        self.validation_sampler = validation_sampler or ValidationSplitSampler(
+            min_future=prediction_length
+        )
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, prediction_length: int, **overrides: Any
+    ) -> LagLlamaEstimator:
+        """An estimator whose architecture and initial weights come from a checkpoint.
+
+        Use it to fine-tune (``.train``) or for zero-shot forecasts
+        (``.create_zero_shot_predictor()``). Architecture arguments cannot be overridden;
+        training arguments (lr, trainer_kwargs, context_length, ...) can.
+        """
+        model_kwargs = load_checkpoint(path)["hyper_parameters"]["model_kwargs"]
+        clash = sorted(
+            key for key in ARCHITECTURE_ARGS if key in overrides and overrides[key] != model_kwargs[key]
+        )
+        if clash:
+            raise ValueError(f"the checkpoint fixes {clash}; drop these arguments")
+        arch = {key: model_kwargs[key] for key in ARCHITECTURE_ARGS}
+        arch["time_features"] = model_kwargs["num_time_features"] > 0
+        arch.setdefault("context_length", model_kwargs["context_length"])
+        for key in ("rope_scaling", "rope_factor", "dropout"):
+            arch[key] = model_kwargs[key]
+        arch.update({k: v for k, v in overrides.items() if k not in ARCHITECTURE_ARGS})
+        return cls(prediction_length=prediction_length, init_checkpoint=str(path), **arch)
+
+    # ------------------------------------------------------------------ data
+    def create_transformation(self) -> Transformation:
+        steps: list[Transformation] = [
+            AsNumpyArray(field=FieldName.TARGET, expected_ndim=1, dtype=np.float32),
+            AddObservedValuesIndicator(
+                target_field=FieldName.TARGET, output_field=FieldName.OBSERVED_VALUES
+            ),
+        ]
+        if self.time_features:
+            steps.append(
+                AddTimeFeatures(
+                    start_field=FieldName.START,
+                    target_field=FieldName.TARGET,
+                    output_field=TIME_FEAT,
+                    time_features=self.time_features,
+                    pred_length=self.prediction_length,
+                )
+            )
+        return Chain(steps)
+
+    def _splitter(self, mode: str) -> InstanceSplitter:
+        sampler = {
+            "training": self.train_sampler,
+            "validation": self.validation_sampler,
+            "test": TestSplitSampler(),
+        }[mode]
+        fields = [FieldName.OBSERVED_VALUES] + ([TIME_FEAT] if self.time_features else [])
+        return InstanceSplitter(
+            target_field=FieldName.TARGET,
+            is_pad_field=FieldName.IS_PAD,
+            start_field=FieldName.START,
+            forecast_start_field=FieldName.FORECAST_START,
+            instance_sampler=sampler,
+            past_length=LagLlamaConfig.from_dict(self.model_kwargs).past_length,
+            future_length=self.prediction_length,
+            time_series_fields=fields,
+            dummy_value=0.0,
+        )
+
+    @property
+    def prediction_input_names(self) -> list[str]:
+        names = ["past_target", "past_observed_values"]
+        return names + (["past_time_feat", "future_time_feat"] if self.time_features else [])
+
+    @property
+    def training_input_names(self) -> list[str]:
+        return self.prediction_input_names + ["future_target", "future_observed_values"]
+
+    def create_training_data_loader(
+        self,
+        data: Dataset,
+        module: LagLlamaLightningModule,
+        shuffle_buffer_length: int | None = None,
+        **kwargs: Any,
+    ) -> Iterable:
+        instances = self._splitter("training").apply(Cyclic(data).stream(), is_train=True)
+        return as_stacked_batches(
+            instances,
+            batch_size=self.batch_size,
+            shuffle_buffer_length=shuffle_buffer_length,
+            field_names=self.training_input_names,
+            output_type=torch.tensor,
+            num_batches_per_epoch=self.num_batches_per_epoch,
+        )
+
+    def create_validation_data_loader(
+        self, data: Dataset, module: LagLlamaLightningModule, **kwargs: Any
+    ) -> Iterable:
+        instances = self._splitter("validation").apply(data, is_train=True)
+        return as_stacked_batches(
+            instances,
+            batch_size=self.batch_size,
+            field_names=self.training_input_names,
+            output_type=torch.tensor,
+        )
+
+    # ----------------------------------------------------------------- model
+    def create_lightning_module(self) -> LagLlamaLightningModule:
+        module = LagLlamaLightningModule(model_kwargs=self.model_kwargs, **self.module_kwargs)
+        if self.init_checkpoint is not None:
+            state = load_checkpoint(self.init_checkpoint)["state_dict"]
+            module.load_state_dict(state)
+        return module
+
+    def create_predictor(
+        self, transformation: Transformation, module: LagLlamaLightningModule
+    ) -> PyTorchPredictor:
+        return PyTorchPredictor(
+            input_names=self.prediction_input_names,
+            prediction_net=module,
+            batch_size=self.batch_size,
+            prediction_length=self.prediction_length,
+            input_transform=transformation + self._splitter("test"),
+            forecast_generator=SampleForecastGenerator(),
+            device="auto",
+        )
+
+    def create_zero_shot_predictor(self) -> PyTorchPredictor:
+        """A predictor from the initial weights (a checkpoint), without any training."""
+        if self.init_checkpoint is None:
+            raise ValueError("no checkpoint to predict from: use LagLlamaEstimator.from_checkpoint")
+        return self.create_predictor(self.create_transformation(), self.create_lightning_module())

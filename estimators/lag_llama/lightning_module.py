@@ -1,0 +1,115 @@
+"""Lightning wrapper of :class:`LagLlamaModel`: loss, augmentation, optimiser, sampling."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from gluonts.core.component import validated
+from lagllama.estimators.lag_llama.config import LagLlamaConfig
+from lagllama.estimators.lag_llama.module import LagLlamaModel
+
+from lagllama.augmentation import AugmentationConfig, augment
+
+
+class LagLlamaLightningModule(pl.LightningModule):
+    """Trains a Lag-Llama model; its ``forward`` draws sample paths for GluonTS predictors.
+
+    ``model_kwargs`` holds the :class:`LagLlamaConfig` fields as plain values, so checkpoints
+    carry the architecture and load with ``torch.load(weights_only=True)``.
+    """
+
+    @validated()
+    def __init__(
+        self,
+        model_kwargs: dict,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-8,
+        warmup_steps: int = 0,
+        augmentation: dict | None = None,
+        num_parallel_samples: int = 100,
+        use_kv_cache: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = LagLlamaConfig.from_dict(model_kwargs)
+        self.model = LagLlamaModel(self.config)
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_steps = warmup_steps
+        self.augmentation = AugmentationConfig(**(augmentation or {}))
+        self.num_parallel_samples = num_parallel_samples
+        self.use_kv_cache = use_kv_cache
+        self.save_hyperparameters(
+            {
+                "model_kwargs": self.config.to_dict(),
+                "lr": lr,
+                "weight_decay": weight_decay,
+                "warmup_steps": warmup_steps,
+                "augmentation": augmentation,
+                "num_parallel_samples": num_parallel_samples,
+                "use_kv_cache": use_kv_cache,
+            }
+        )
+
+    def forward(
+        self,
+        past_target: torch.Tensor,
+        past_observed_values: torch.Tensor,
+        past_time_feat: torch.Tensor | None = None,
+        future_time_feat: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Sample paths (B, num_parallel_samples, prediction_length)."""
+        return self.model.sample(
+            past_target,
+            past_observed_values,
+            past_time_feat,
+            future_time_feat,
+            num_samples=self.num_parallel_samples,
+            use_kv_cache=self.use_kv_cache,
+        )
+
+    def _loss(self, batch: dict[str, torch.Tensor], train: bool) -> torch.Tensor:
+        past, future = batch["past_target"], batch["future_target"]
+        past_obs, future_obs = batch["past_observed_values"], batch["future_observed_values"]
+        if train and self.augmentation.active:
+            window = torch.cat((past, future), dim=1)
+            complete = torch.cat((past_obs, future_obs), dim=1).bool().all(dim=1)
+            window = augment(window, self.augmentation, eligible=complete)
+            past, future = window[:, : past.shape[1]], window[:, past.shape[1] :]
+        return self.model.loss(
+            past,
+            past_obs,
+            future,
+            future_obs,
+            batch.get("past_time_feat"),
+            batch.get("future_time_feat"),
+        ).mean()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch, train=True)
+        self.log("train_loss", loss, on_epoch=True, on_step=False, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch, train=False)
+        self.log("val_loss", loss, on_epoch=True, on_step=False, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW; linear warm-up, then cosine decay when the run length is known."""
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else math.inf
+        warmup = self.warmup_steps
+
+        def factor(step: int) -> float:
+            if warmup and step < warmup:
+                return (step + 1) / warmup
+            if not math.isfinite(total) or total <= warmup:
+                return 1.0
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
