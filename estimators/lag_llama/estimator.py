@@ -1,7 +1,5 @@
 """``LagLlamaEstimator``: GluonTS transformations, instance splitters, loaders and predictor."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -145,7 +143,7 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
     @classmethod
     def from_checkpoint(
         cls, path: str | Path, prediction_length: int, **overrides: Any
-    ) -> LagLlamaEstimator:
+    ) -> "LagLlamaEstimator":
         """An estimator whose architecture and initial weights come from a checkpoint.
 
         Use it to fine-tune (``.train``) or for zero-shot forecasts
@@ -154,7 +152,9 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         """
         model_kwargs = load_checkpoint(path)["hyper_parameters"]["model_kwargs"]
         clash = sorted(
-            key for key in ARCHITECTURE_ARGS if key in overrides and overrides[key] != model_kwargs[key]
+            key
+            for key in ARCHITECTURE_ARGS
+            if key in overrides and overrides[key] != model_kwargs[key]
         )
         if clash:
             raise ValueError(f"the checkpoint fixes {clash}; drop these arguments")

@@ -1,7 +1,5 @@
 """Lightning wrapper of :class:`LagLlamaModel`: loss, augmentation, optimiser, sampling."""
 
-from __future__ import annotations
-
 import math
 from typing import Any
 
@@ -112,4 +110,7 @@ class LagLlamaLightningModule(pl.LightningModule):
             return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

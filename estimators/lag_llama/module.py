@@ -75,7 +75,9 @@ class LagLlamaModel(nn.Module):
         parts.append(stats[:, None, :].expand(-1, len(positions), -1))
         if self.config.num_time_features:
             if time_feat is None:
-                raise ValueError("this model was built with time features: pass past/future_time_feat")
+                raise ValueError(
+                    "this model was built with time features: pass past/future_time_feat"
+                )
             parts.append(time_feat)
         return torch.cat(parts, dim=-1)
 
@@ -158,8 +160,13 @@ class LagLlamaModel(nn.Module):
             self.eval()
             try:
                 return self.sample(
-                    past_target, past_observed_values, past_time_feat, future_time_feat,
-                    num_samples, prediction_length, use_kv_cache,
+                    past_target,
+                    past_observed_values,
+                    past_time_feat,
+                    future_time_feat,
+                    num_samples,
+                    prediction_length,
+                    use_kv_cache,
                 )
             finally:
                 self.train()

@@ -1,0 +1,243 @@
+"""Lag-Llama model and estimator: causality, cached sampling, likelihood, bad input, I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+import torch
+from gluonts.dataset.common import ListDataset
+from gluonts.torch.model.predictor import PyTorchPredictor
+from lagllama.estimators import LagLlamaEstimator
+from lagllama.estimators.lag_llama import LagLlamaConfig, LagLlamaModel
+
+TINY = {"n_layer": 2, "n_head": 2, "n_embd_per_head": 8}
+QUIET = {
+    "accelerator": "cpu",
+    "enable_progress_bar": False,
+    "logger": False,
+    "enable_model_summary": False,
+}
+
+
+def tiny_model(**kwargs) -> LagLlamaModel:
+    config = {"context_length": 12, "prediction_length": 6, "lags_seq": [1, 2, 7], **TINY, **kwargs}
+    return LagLlamaModel(LagLlamaConfig(**config)).eval()
+
+
+def window(model: LagLlamaModel, batch: int = 3, h: int = 6) -> dict[str, torch.Tensor]:
+    P, F = model.config.past_length, model.config.num_time_features
+    return {
+        "past_target": torch.rand(batch, P) * 10 + 5,
+        "past_observed_values": torch.ones(batch, P),
+        "future_target": torch.rand(batch, h) * 10 + 5,
+        "future_observed_values": torch.ones(batch, h),
+        "past_time_feat": torch.randn(batch, P, F),
+        "future_time_feat": torch.randn(batch, h, F),
+    }
+
+
+def test_changing_a_future_value_never_changes_earlier_outputs() -> None:
+    model = tiny_model()
+    batch = window(model)
+    C = model.config.context_length
+    base, _, _ = model.window_distribution(**batch)
+    for j in (0, 3, 4):
+        changed = {**batch, "future_target": batch["future_target"].clone()}
+        changed["future_target"][:, j] += 100.0
+        distr, _, _ = model.window_distribution(**changed)
+        # token C + j predicts future value j from strictly earlier values
+        torch.testing.assert_close(distr.mean[:, : C + j + 1], base.mean[:, : C + j + 1])
+        assert not torch.allclose(distr.mean[:, C + j + 1 :], base.mean[:, C + j + 1 :])
+
+
+@pytest.mark.parametrize("distr", ["student_t", "normal"])
+def test_cached_sampling_equals_full_recomputation(distr: str) -> None:
+    model = tiny_model(distr_output=distr, rope_scaling="dynamic", rope_factor=2.0)
+    batch = window(model, h=9)  # longer than trained: dynamic RoPE kicks in
+    inputs = {
+        k: v
+        for k, v in batch.items()
+        if not k.startswith("future_t") and "observed_values" not in k
+    }
+    inputs["past_observed_values"] = batch["past_observed_values"]
+    inputs["future_time_feat"] = batch["future_time_feat"]
+    torch.manual_seed(1)
+    cached = model.sample(**inputs, num_samples=20, prediction_length=9, use_kv_cache=True)
+    torch.manual_seed(1)
+    full = model.sample(**inputs, num_samples=20, prediction_length=9, use_kv_cache=False)
+    assert cached.shape == (3, 20, 9)
+    torch.testing.assert_close(cached, full, atol=1e-4, rtol=1e-4)
+
+
+def test_sampling_is_seeded_and_never_uses_dropout() -> None:
+    model = tiny_model(dropout=0.5).train()
+    batch = window(model)
+    inputs = {
+        k: batch[k]
+        for k in ("past_target", "past_observed_values", "past_time_feat", "future_time_feat")
+    }
+    torch.manual_seed(3)
+    a = model.sample(**inputs, num_samples=5)
+    torch.manual_seed(3)
+    b = model.eval().sample(**inputs, num_samples=5)
+    torch.testing.assert_close(a, b)
+
+
+def test_student_t_log_likelihood_equals_scipy() -> None:
+    model = tiny_model()
+    hidden = torch.randn(4, 5, model.config.n_embd)
+    loc, scale = (
+        torch.tensor([[2.0], [-1.0], [0.0], [30.0]]),
+        torch.tensor([[0.5], [2.0], [1.0], [7.0]]),
+    )
+    distr = model.distribution(hidden, loc, scale)
+    x = torch.randn(4, 5) * 3
+    df, mu, sigma = model.args_proj(hidden)
+    expected = scipy.stats.t.logpdf(
+        x.numpy(),
+        df.detach().numpy(),
+        loc.numpy() + scale.numpy() * mu.detach().numpy(),
+        scale.numpy() * sigma.detach().numpy(),
+    )
+    np.testing.assert_allclose(distr.log_prob(x).detach().numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_loss_ignores_unobserved_targets() -> None:
+    model = tiny_model()
+    batch = window(model)
+    batch["future_observed_values"][:, -2:] = 0
+    base = model.loss(**batch)
+    batch["future_target"][:, -2:] = 1e9
+    torch.testing.assert_close(model.loss(**batch), base)
+
+
+def test_negative_binomial_needs_a_scale_only_scaler() -> None:
+    with pytest.raises(ValueError, match="scaling='mean'"):
+        LagLlamaConfig(distr_output="negative_binomial", scaling="robust")
+    model = tiny_model(distr_output="negative_binomial", scaling="mean", num_time_features=0)
+    batch = window(model)
+    batch["future_target"], batch["past_target"] = (
+        batch["future_target"].round(),
+        batch["past_target"].round(),
+    )
+    assert torch.isfinite(model.loss(**batch)).all()
+
+
+def test_config_rejects_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="unknown keys"):
+        LagLlamaConfig.from_dict({"context_length": 3, "hidden_size": 4})
+
+
+# ---------------------------------------------------------------- estimator
+def hourly_dataset() -> ListDataset:
+    t = np.arange(400)
+    rng = np.random.default_rng(0)
+    series = [
+        10 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, 400),  # seasonal
+        np.full(300, 7.0),  # constant
+        np.where(rng.random(350) < 0.2, np.nan, 50 + rng.normal(0, 3, 350)),  # gaps
+        np.array([3.0, 4.0, 5.0]),  # very short: shorter than the lag window
+        np.full(30, np.nan),  # nothing observed
+    ]
+    start = pd.Period("2024-01-01 00:00", freq="h")
+    return ListDataset([{"start": start, "target": s} for s in series], freq="h")
+
+
+@pytest.fixture(scope="module")
+def trained(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[LagLlamaEstimator, PyTorchPredictor, Path]:
+    root = tmp_path_factory.mktemp("lagllama")
+    estimator = LagLlamaEstimator(
+        prediction_length=12,
+        freq="h",
+        batch_size=16,
+        num_batches_per_epoch=5,
+        num_parallel_samples=20,
+        augmentation={"freq_mix_prob": 0.5, "freq_mask_prob": 0.5, "jitter_prob": 0.5},
+        trainer_kwargs={"max_epochs": 2, "default_root_dir": str(root), **QUIET, "logger": True},
+        **TINY,
+    )
+    torch.manual_seed(0)
+    predictor = estimator.train(hourly_dataset())
+    checkpoints = sorted(root.rglob("*.ckpt"))
+    assert checkpoints, "training must leave its checkpoint on disk"
+    return estimator, predictor, checkpoints[-1]
+
+
+def test_context_length_none_picks_a_default() -> None:
+    estimator = LagLlamaEstimator(prediction_length=48, freq="h")
+    assert estimator.context_length == 48
+    assert LagLlamaEstimator(prediction_length=6, freq="M").context_length == 32
+
+
+def test_unknown_frequency_raises_naming_it() -> None:
+    with pytest.raises(ValueError, match="'every-other-day'"):
+        LagLlamaEstimator(prediction_length=3, freq="every-other-day")
+
+
+def test_forecasts_are_finite_for_constant_nan_and_short_series(trained) -> None:
+    _, predictor, _ = trained
+    forecasts = list(predictor.predict(hourly_dataset()))
+    assert len(forecasts) == 5
+    for forecast in forecasts:
+        assert forecast.samples.shape == (20, 12)
+        assert np.isfinite(forecast.samples).all()
+    constant = forecasts[1]
+    assert np.abs(np.median(constant.samples) - 7.0) < 3.0
+
+
+def test_serialise_round_trip_gives_identical_forecasts(trained, tmp_path: Path) -> None:
+    _, predictor, _ = trained
+    predictor.serialize(tmp_path)
+    loaded = PyTorchPredictor.deserialize(tmp_path)
+    data = hourly_dataset()
+    torch.manual_seed(7)
+    a = [f.samples for f in predictor.predict(data)]
+    torch.manual_seed(7)
+    b = [f.samples for f in loaded.predict(data)]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_fine_tune_reads_the_architecture_from_the_checkpoint(trained, tmp_path: Path) -> None:
+    estimator, _, ckpt = trained
+    tuned = LagLlamaEstimator.from_checkpoint(
+        ckpt,
+        prediction_length=8,
+        freq="h",
+        trainer_kwargs={"max_epochs": 1, **QUIET},
+        num_batches_per_epoch=2,
+        num_parallel_samples=10,
+    )
+    assert tuned.model_kwargs["n_layer"] == TINY["n_layer"]
+    assert tuned.model_kwargs["lags_seq"] == estimator.model_kwargs["lags_seq"]
+    zero_shot = tuned.create_zero_shot_predictor()
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    torch.testing.assert_close(
+        zero_shot.prediction_net.state_dict()["model.args_proj.proj.0.weight"],
+        state["model.args_proj.proj.0.weight"],
+    )
+    forecast = next(iter(zero_shot.predict(hourly_dataset())))
+    assert forecast.samples.shape == (10, 8)
+    predictor = tuned.train(hourly_dataset())
+    assert next(iter(predictor.predict(hourly_dataset()))).samples.shape == (10, 8)
+    with pytest.raises(ValueError, match="n_layer"):
+        LagLlamaEstimator.from_checkpoint(ckpt, prediction_length=8, n_layer=5)
+
+
+def test_wrong_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"lr": 1.0}}, bad)
+    with pytest.raises(ValueError, match="not a Lag-Llama checkpoint"):
+        LagLlamaEstimator.from_checkpoint(bad, prediction_length=3)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_text("hello")
+    with pytest.raises(ValueError, match="not a readable torch checkpoint"):
+        LagLlamaEstimator.from_checkpoint(junk, prediction_length=3)
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        LagLlamaEstimator.from_checkpoint(tmp_path / "missing.ckpt", prediction_length=3)
