@@ -186,7 +186,9 @@ class TimeLLMModel(nn.Module):
         self, past_target: torch.Tensor, past_observed_values: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Raw head output ``(B, n_args, H)`` in normalised space, plus RevIN loc/scale."""
-        observed = past_observed_values.to(past_target.dtype)
+        dtype = self.patch_embedding.value_embedding.weight.dtype  # the adapter's dtype
+        past_target = past_target.to(dtype)
+        observed = past_observed_values.to(dtype)
         x, loc, scale = self.revin(past_target, observed)
         prompt_ids, prompt_mask = self.encode_prompts(x, observed)
         patches = self.patch_embedding(x)
@@ -219,7 +221,7 @@ class TimeLLMModel(nn.Module):
     ) -> torch.Tensor:
         """Per-series loss (MSE or Student-t NLL) in the RevIN-normalised space."""
         out, loc, scale = self._head(past_target, past_observed_values)
-        target = (future_target - loc) / scale
+        target = (future_target.to(out.dtype) - loc) / scale
         weights = future_observed_values.to(out.dtype)
         if self.distr_output is None:
             per_step = (out[:, 0] - target) ** 2
