@@ -70,6 +70,11 @@ class BacktestTask:
         """Seasonal period used by seasonal naive, MASE and MSIS."""
         return get_seasonality(self.freq)
 
+    def train_data(self) -> Dataset:
+        """Each series without its test windows: what a model may be trained on."""
+        train, _ = split(self.dataset, offset=-self.prediction_length * self.windows)
+        return train
+
     def test_data(self) -> TestData:
         """Rolling-origin windows over the end of each series (GluonTS ``split``)."""
         h = self.prediction_length
@@ -301,19 +306,20 @@ class BacktestReport:
         totals = self.results.groupby("model", sort=False)[["runtime_s", "num_series"]].sum()
         agg = agg.join(totals, on="model")
         agg["s_per_series"] = agg["runtime_s"] / (agg["num_series"] * 1.0)
-        agg["fallbacks"] = agg["model"].map(self.results.groupby("model")["fallbacks"].sum())
+        for count in ("fallbacks", "imputed"):
+            agg[count] = agg["model"].map(self.results.groupby("model")[count].sum())
         table = pd.concat([self.results, agg], ignore_index=True)[self.results.columns]
         counts = ["num_series", "windows", "fallbacks", "imputed"]
         return table.astype(dict.fromkeys(counts, "Int64"))
 
     def to_markdown(self) -> str:
         """Human-readable report: scores, fallbacks, runtimes, configuration, versions."""
-        fell_back = self.results[self.results["fallbacks"] > 0]
+        touched = self.results[(self.results["fallbacks"] > 0) | (self.results["imputed"] > 0)]
         notes = [
             f"- {r.model} on {r.dataset}: {r.fallbacks} of {r.num_series * r.windows} "
-            "forecasts fell back to seasonal naive"
-            for r in fell_back.itertuples()
-        ] or ["- no model fell back to seasonal naive"]
+            f"forecasts fell back to seasonal naive; {r.imputed} inputs had NaNs imputed"
+            for r in touched.itertuples()
+        ] or ["- no model fell back to seasonal naive and no input needed imputation"]
         return (
             "\n\n".join(
                 [
@@ -322,7 +328,7 @@ class BacktestReport:
                     "by the seasonal-naive in-sample error; aggregate rows are geometric means of "
                     f"the ratio to {BASELINE} (coverage is not aggregated).",
                     _markdown_table(self.table()),
-                    "## Fallbacks\n\n" + "\n".join(notes),
+                    "## Fallbacks and imputation\n\n" + "\n".join(notes),
                     "## Configuration\n\n```json\n" + json.dumps(self.config, indent=2) + "\n```",
                     "## Versions\n\n" + "\n".join(f"- {k}: {v}" for k, v in self.versions.items()),
                 ]

@@ -54,7 +54,8 @@ def plot_forecast(
     ``series`` is the observed series (a GluonTS entry or a period-indexed pandas Series);
     points before the forecast start are history (the last ``history_length``, default
     4 horizons), points inside the horizon are drawn as actuals. Returns the Axes and the
-    quantile arrays that were drawn, keyed by quantile level.
+    quantile arrays that were drawn, keyed by quantile level; raises ValueError when a
+    needed quantile is missing (NaN) rather than drawing an incomplete chart.
     """
     if ax is None:
         ax = Figure(figsize=(8, 4)).add_subplot()
@@ -79,6 +80,12 @@ def plot_forecast(
                 label="actual",
             )
     drawn = {q: np.asarray(forecast.quantile(q), dtype=float) for q in band_quantiles(levels)}
+    missing = [q for q, values in drawn.items() if not np.isfinite(values).all()]
+    if missing:
+        raise ValueError(
+            f"forecast {forecast.item_id!r} has no finite values for quantile(s) {missing}; "
+            f"a QuantileForecast needs the keys {band_quantiles(levels)}"
+        )
     for level, alpha in zip(sorted(levels, reverse=True), (0.15, 0.25, 0.35, 0.45)):
         lo, hi = drawn[round(0.5 - level / 2, 4)], drawn[round(0.5 + level / 2, 4)]
         ax.fill_between(

@@ -1,0 +1,375 @@
+"""The ``lagllama`` command: backtest, plot, list datasets, zero-shot, train and fine-tune.
+
+Heavy imports (GluonTS, statsforecast, torch, the estimators) happen inside the
+subcommands so ``lagllama --help`` stays fast. Bad input (ValueError, FileNotFoundError)
+exits with status 2 and a one-line ``lagllama: error: ...`` on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gluonts.model import Predictor
+
+    from lagllama.evaluation import BacktestReport, BacktestTask
+
+BASELINE_NAMES = ("seasonal-naive", "auto-ets", "auto-theta", "auto-arima")
+LAG_LLAMA = "lag-llama"
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# ---------------------------------------------------------------- arguments
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--dataset",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME]",
+        help="GluonTS/Monash dataset name(s), e.g. m1_monthly; repeatable",
+    )
+    group.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="a .tsf, .csv or .parquet file (long or wide form); repeatable",
+    )
+    group.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder holding dataset folders (default: $LAGLLAMA_DATA_DIR, then ~/.gluonts/datasets)",
+    )
+    group.add_argument(
+        "--no-download", action="store_true", help="never download; fail if a dataset is missing"
+    )
+    group.add_argument(
+        "--prediction-length",
+        type=int,
+        help="forecast horizon for --file inputs (named datasets use their own)",
+    )
+    group.add_argument(
+        "--windows", type=int, default=1, help="rolling backtest windows per series (default 1)"
+    )
+    group.add_argument("--freq", help="pandas frequency for files (default: inferred)")
+    group.add_argument("--timestamp-column", default="timestamp", help="time column of CSV/parquet")
+    group.add_argument("--target-column", help="target column (long form)")
+    group.add_argument("--item-id-column", help="series id column (long form)")
+
+
+def _model_arguments(parser: argparse.ArgumentParser, checkpoint_required: bool = False) -> None:
+    group = parser.add_argument_group("Lag-Llama")
+    group.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=checkpoint_required,
+        help="Lag-Llama checkpoint (.ckpt)",
+    )
+    group.add_argument("--context-length", type=int, help="context window (default: model's)")
+    group.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    group.add_argument(
+        "--num-samples", type=int, default=100, help="sample paths per forecast (default 100)"
+    )
+
+
+def _training_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--max-epochs", type=int, default=5, help="epochs (default 5)")
+    group.add_argument(
+        "--num-batches-per-epoch", type=int, default=50, help="batches per epoch (default 50)"
+    )
+    group.add_argument("--lr", type=float, help="learning rate (default: estimator's)")
+
+
+def _report_arguments(parser: argparse.ArgumentParser, baselines: str | None) -> None:
+    if baselines is not None:
+        parser.add_argument(
+            "--baselines",
+            default=baselines,
+            help=f"comma-separated baselines from {', '.join(BASELINE_NAMES)} (default {baselines})",
+        )
+    parser.add_argument(
+        "--output", type=Path, help="folder for report.md, results.csv, report.json"
+    )
+    parser.add_argument(
+        "--no-impute",
+        action="store_true",
+        help="don't impute NaNs before statsforecast fits (failing series fall back anyway)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with all subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="lagllama",
+        description="Probabilistic forecasting with Lag-Llama on GluonTS: evaluate, plot, train.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "backtest",
+        help="score models and baselines on datasets (WQL, MASE, MSIS, coverage, ...)",
+        description="Backtest models on the last windows of each series and write a report. "
+        "Example: lagllama backtest --dataset m1_monthly --models seasonal-naive,auto-ets",
+    )
+    _data_arguments(p)
+    p.add_argument(
+        "--models",
+        default="seasonal-naive,auto-ets",
+        help=f"comma-separated models from {', '.join((*BASELINE_NAMES, LAG_LLAMA))} "
+        "(lag-llama needs --checkpoint; seasonal-naive is always added)",
+    )
+    _model_arguments(p)
+    _report_arguments(p, baselines=None)
+    p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser(
+        "plot",
+        help="quantile fan charts of one model's forecasts",
+        description="Forecast the last window of the first series and draw fan charts "
+        "(50/80/95%% bands, median, history, actuals).",
+    )
+    _data_arguments(p)
+    p.add_argument("--model", default="auto-ets", help="model to plot (default auto-ets)")
+    _model_arguments(p)
+    p.add_argument("--num-series", type=int, default=6, help="series to draw (default 6)")
+    p.add_argument("--ncols", type=int, default=3, help="grid columns (default 3)")
+    p.add_argument(
+        "--output", type=Path, default=Path("forecast.png"), help="image file (.png, .svg, .pdf)"
+    )
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser(
+        "datasets",
+        help="list known dataset names and whether each is in the data folder",
+        description="List GluonTS/Monash dataset names and their local availability.",
+    )
+    p.add_argument("--data-dir", type=Path, help="data folder (default: $LAGLLAMA_DATA_DIR)")
+    p.add_argument("--available", action="store_true", help="only list datasets present locally")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser(
+        "zero-shot",
+        help="backtest a pretrained Lag-Llama checkpoint without training",
+        description="Zero-shot Lag-Llama forecasts scored against baselines.",
+    )
+    _data_arguments(p)
+    _model_arguments(p)
+    _report_arguments(p, baselines="seasonal-naive")
+    p.set_defaults(func=cmd_zero_shot)
+
+    for name, what in (("train", "from scratch"), ("fine-tune", "from a checkpoint")):
+        p = sub.add_parser(
+            name,
+            help=f"train Lag-Llama {what} on each dataset's training part, then backtest it",
+            description=f"Train Lag-Llama {what} on each series without its test windows, "
+            "save the predictor under OUTPUT/models/DATASET and score it against baselines.",
+        )
+        _data_arguments(p)
+        _model_arguments(p, checkpoint_required=name == "fine-tune")
+        _training_arguments(p)
+        _report_arguments(p, baselines="seasonal-naive")
+        p.set_defaults(func=cmd_train, fine_tune=name == "fine-tune")
+    return parser
+
+
+# ---------------------------------------------------------------- helpers
+def load_tasks(args: argparse.Namespace) -> list[BacktestTask]:
+    """Backtest tasks for every ``--dataset`` name and ``--file`` path."""
+    from lagllama.data import read_file
+    from lagllama.evaluation import dataset_task, repository_task
+
+    names = [name for text in args.dataset for name in _names(text)]
+    if not names and not args.file:
+        raise ValueError("give at least one --dataset NAME or --file PATH")
+    if args.windows < 1:
+        raise ValueError(f"--windows must be >= 1, got {args.windows}")
+    tasks = [
+        repository_task(n, args.data_dir, windows=args.windows, download=not args.no_download)
+        for n in names
+    ]
+    for path in args.file:
+        if args.prediction_length is None:
+            raise ValueError(f"--prediction-length is required for --file {path}")
+        columns = {
+            "timestamp_column": args.timestamp_column,
+            "target_column": args.target_column,
+            "item_id_column": args.item_id_column,
+            "freq": args.freq,
+        }
+        dataset = read_file(path, **columns)
+        tasks.append(dataset_task(path.stem, dataset, args.prediction_length, args.windows))
+    return tasks
+
+
+def _checkpoint(args: argparse.Namespace) -> Path:
+    """``--checkpoint``, else the packaged default; a clear error when neither exists."""
+    path = args.checkpoint
+    if path is None:
+        try:
+            from lagllama.pretrained import default_checkpoint_path
+
+            path = Path(default_checkpoint_path())
+        except (ImportError, FileNotFoundError) as err:
+            raise ValueError(f"no default checkpoint available ({err}); pass --checkpoint") from err
+    if not Path(path).exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return Path(path)
+
+
+def _estimator_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "batch_size": args.batch_size,
+        "num_parallel_samples": args.num_samples,
+        "trainer_kwargs": {
+            "max_epochs": getattr(args, "max_epochs", 1),
+            "accelerator": "cpu",
+            "enable_checkpointing": False,
+            "logger": False,
+        },
+    }
+    if args.context_length is not None:
+        kwargs["context_length"] = args.context_length
+    if getattr(args, "num_batches_per_epoch", None) is not None:
+        kwargs["num_batches_per_epoch"] = args.num_batches_per_epoch
+    if getattr(args, "lr", None) is not None:
+        kwargs["lr"] = args.lr
+    return kwargs
+
+
+def lag_llama_factory(
+    args: argparse.Namespace, train: bool = False, from_checkpoint: bool = True
+) -> Callable[[BacktestTask], Predictor]:
+    """Build a Lag-Llama predictor per task: zero-shot, fine-tuned or trained from scratch.
+
+    Trained predictors are saved under ``OUTPUT/models/<dataset>`` when ``--output`` is set.
+    """
+    checkpoint = _checkpoint(args) if from_checkpoint else None
+
+    def factory(task: BacktestTask) -> Predictor:
+        from lagllama.estimators import LagLlamaEstimator
+
+        kwargs = {"prediction_length": task.prediction_length, "freq": task.freq}
+        kwargs.update(_estimator_kwargs(args))
+        if checkpoint is not None:
+            estimator = LagLlamaEstimator.from_checkpoint(checkpoint, **kwargs)
+        else:
+            estimator = LagLlamaEstimator(**kwargs)
+        if not train:
+            return estimator.create_zero_shot_predictor()
+        predictor = estimator.train(task.train_data())
+        if args.output is not None:
+            folder = args.output / "models" / task.name
+            folder.mkdir(parents=True, exist_ok=True)
+            predictor.serialize(folder)
+        return predictor
+
+    return factory
+
+
+def _finish(report: BacktestReport, output: Path | None) -> None:
+    columns = ["dataset", "model", "WQL", "MASE", "fallbacks", "imputed", "runtime_s"]
+    print(report.table()[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if output is not None:
+        paths = report.save(output)
+        print("report written to " + ", ".join(str(p) for p in paths.values()))
+
+
+def _run_backtest(
+    args: argparse.Namespace, models: dict[str, Callable[[BacktestTask], Predictor]]
+) -> None:
+    from lagllama.evaluation import backtest
+
+    tasks = load_tasks(args)
+    baselines = _names(args.baselines)
+    unknown = sorted(set(baselines) - set(BASELINE_NAMES))
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(BASELINE_NAMES)}")
+    report = backtest(tasks, models, baselines=baselines, impute_missing=not args.no_impute)
+    report.config["command"] = " ".join(["lagllama", *sys.argv[1:]])
+    _finish(report, args.output)
+
+
+# ---------------------------------------------------------------- subcommands
+def cmd_backtest(args: argparse.Namespace) -> None:
+    """``lagllama backtest``: baselines (and optionally zero-shot Lag-Llama) on datasets."""
+    names = _names(args.models)
+    unknown = sorted(set(names) - {*BASELINE_NAMES, LAG_LLAMA})
+    if unknown:
+        raise ValueError(
+            f"unknown model(s) {unknown}; choose from {', '.join((*BASELINE_NAMES, LAG_LLAMA))}"
+        )
+    models = {LAG_LLAMA: lag_llama_factory(args)} if LAG_LLAMA in names else {}
+    args.baselines = ",".join(n for n in names if n != LAG_LLAMA)
+    _run_backtest(args, models)
+
+
+def cmd_zero_shot(args: argparse.Namespace) -> None:
+    """``lagllama zero-shot``: the pretrained checkpoint against baselines, no training."""
+    _run_backtest(args, {LAG_LLAMA: lag_llama_factory(args)})
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """``lagllama train`` / ``fine-tune``: train per dataset, save, and backtest."""
+    name = f"{LAG_LLAMA}-fine-tuned" if args.fine_tune else f"{LAG_LLAMA}-trained"
+    _run_backtest(args, {name: lag_llama_factory(args, train=True, from_checkpoint=args.fine_tune)})
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    """``lagllama plot``: fan charts of one model on the first series of the first dataset."""
+    from lagllama.evaluation import baseline
+    from lagllama.plotting import plot_grid, save_figure
+
+    if args.num_series < 1:
+        raise ValueError(f"--num-series must be >= 1, got {args.num_series}")
+    task = load_tasks(args)[0]
+    if args.model == LAG_LLAMA:
+        predictor = lag_llama_factory(args)(task)
+    elif args.model in BASELINE_NAMES:
+        predictor = baseline(args.model)(task)
+    else:
+        raise ValueError(f"unknown model {args.model!r}")
+    inputs = list(islice(task.test_data().input, args.num_series))
+    forecasts = list(predictor.predict(inputs))
+    series = list(islice(task.dataset, len(inputs)))
+    fig = plot_grid(forecasts, series, ncols=args.ncols, title=f"{args.model} on {task.name}")
+    print(f"figure written to {save_figure(fig, args.output)}")
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    """``lagllama datasets``: known names and local availability in the data folder."""
+    from lagllama.data import is_available, known_datasets, resolve_data_dir
+
+    folder = resolve_data_dir(args.data_dir)
+    print(f"data folder: {folder}")
+    for name in known_datasets():
+        available = is_available(name, folder)
+        if available or not args.available:
+            print(f"{name:40s} {'available' if available else 'missing'}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lagllama`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        message = " ".join(str(err).split())
+        print(f"lagllama: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
