@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from itertools import islice
 from pathlib import Path
@@ -234,7 +235,6 @@ def _estimator_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "trainer_kwargs": {
             "max_epochs": getattr(args, "max_epochs", 1),
             "accelerator": "cpu",
-            "enable_checkpointing": False,
             "logger": False,
         },
     }
@@ -267,7 +267,9 @@ def lag_llama_factory(
             estimator = LagLlamaEstimator(**kwargs)
         if not train:
             return estimator.create_zero_shot_predictor()
-        predictor = estimator.train(task.train_data())
+        with tempfile.TemporaryDirectory() as scratch:  # Lightning's per-epoch checkpoints
+            estimator.trainer_kwargs["default_root_dir"] = scratch
+            predictor = estimator.train(task.train_data())
         if args.output is not None:
             folder = args.output / "models" / task.name
             folder.mkdir(parents=True, exist_ok=True)
