@@ -29,6 +29,16 @@ class LagLlamaConfig:
     distr_output: str = "student_t"
     rope_scaling: str | None = None
     rope_factor: float = 1.0
+    # Informer / Time-MoE options; the defaults are the plain Lag-Llama decoder
+    attention: str = "full"
+    probsparse_factor: float = 5.0
+    distil: bool = False
+    ffn: str = "swiglu"
+    num_experts: int = 8
+    experts_top_k: int = 2
+    aux_loss_weight: float = 0.01
+    loss: str = "nll"
+    huber_delta: float = 2.0
 
     def __post_init__(self) -> None:
         if self.context_length < 1:
@@ -48,6 +58,22 @@ class LagLlamaConfig:
             raise ValueError(
                 f"{self.distr_output} takes a scale but no location: use scaling='mean' or 'none'"
             )
+
+        if self.attention not in ("full", "probsparse"):
+            raise ValueError(f"unknown attention {self.attention!r}; use 'full' or 'probsparse'")
+        if self.probsparse_factor <= 0:
+            raise ValueError(f"probsparse_factor must be > 0, got {self.probsparse_factor}")
+        if self.ffn not in ("swiglu", "moe"):
+            raise ValueError(f"unknown ffn {self.ffn!r}; use 'swiglu' or 'moe'")
+        if not 1 <= self.experts_top_k <= self.num_experts:
+            raise ValueError(
+                f"need 1 <= experts_top_k <= num_experts, got {self.experts_top_k} "
+                f"and {self.num_experts}"
+            )
+        if self.loss not in ("nll", "huber"):
+            raise ValueError(f"unknown loss {self.loss!r}; use 'nll' or 'huber'")
+        if self.loss == "huber" and not supports_location(self.distr_output):
+            raise ValueError(f"loss='huber' needs a head with a location, not {self.distr_output}")
 
     @property
     def n_embd(self) -> int:

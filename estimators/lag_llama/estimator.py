@@ -41,6 +41,21 @@ ARCHITECTURE_ARGS = (
     "scaling",
     "observed_lag_features",
     "distr_output",
+    "attention",
+    "probsparse_factor",
+    "distil",
+    "ffn",
+    "num_experts",
+    "experts_top_k",
+)
+#: Config fields a checkpoint carries that a fine-tuning run may change.
+TRAINING_CONFIG_ARGS = (
+    "rope_scaling",
+    "rope_factor",
+    "dropout",
+    "aux_loss_weight",
+    "loss",
+    "huber_delta",
 )
 
 
@@ -67,6 +82,13 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
     frequency-independent union of the paper. ``context_length=None`` uses
     ``max(32, prediction_length)``. Series shorter than ``context_length + max(lags)`` are
     padded and masked, never dropped. ``trainer_kwargs`` go to ``lightning.Trainer``.
+
+    Informer / Time-MoE options (defaults: the plain Lag-Llama): ``attention="probsparse"``
+    with ``probsparse_factor`` c (causal ProbSparse attention, u = c ln L active queries),
+    ``distil=True`` (causal distilling of the context tokens between blocks; sampling then
+    recomputes the window instead of using the KV cache), ``ffn="moe"`` with ``num_experts``,
+    ``experts_top_k`` and ``aux_loss_weight`` (sparse MoE with a shared expert and the
+    load-balancing loss), ``loss="huber"`` with ``huber_delta`` (Huber on the location).
     """
 
     @validated()
@@ -86,6 +108,15 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         distr_output: str = "student_t",
         rope_scaling: str | None = None,
         rope_factor: float = 1.0,
+        attention: str = "full",
+        probsparse_factor: float = 5.0,
+        distil: bool = False,
+        ffn: str = "swiglu",
+        num_experts: int = 8,
+        experts_top_k: int = 2,
+        aux_loss_weight: float = 0.01,
+        loss: str = "nll",
+        huber_delta: float = 2.0,
         augmentation: dict | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-8,
@@ -121,6 +152,15 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
             distr_output=distr_output,
             rope_scaling=rope_scaling,
             rope_factor=rope_factor,
+            attention=attention,
+            probsparse_factor=probsparse_factor,
+            distil=distil,
+            ffn=ffn,
+            num_experts=num_experts,
+            experts_top_k=experts_top_k,
+            aux_loss_weight=aux_loss_weight,
+            loss=loss,
+            huber_delta=huber_delta,
         ).to_dict()
         self.module_kwargs = {
             "lr": lr,
@@ -150,7 +190,9 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         (``.create_zero_shot_predictor()``). Architecture arguments cannot be overridden;
         training arguments (lr, trainer_kwargs, context_length, ...) can.
         """
-        model_kwargs = load_checkpoint(path)["hyper_parameters"]["model_kwargs"]
+        saved = load_checkpoint(path)["hyper_parameters"]["model_kwargs"]
+        # checkpoints written before a field existed get that field's default
+        model_kwargs = {**LagLlamaConfig().to_dict(), **saved}
         clash = sorted(
             key
             for key in ARCHITECTURE_ARGS
@@ -161,7 +203,7 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         arch = {key: model_kwargs[key] for key in ARCHITECTURE_ARGS}
         arch["time_features"] = model_kwargs["num_time_features"] > 0
         arch.setdefault("context_length", model_kwargs["context_length"])
-        for key in ("rope_scaling", "rope_factor", "dropout"):
+        for key in TRAINING_CONFIG_ARGS:
             arch[key] = model_kwargs[key]
         arch.update({k: v for k, v in overrides.items() if k not in ARCHITECTURE_ARGS})
         return cls(prediction_length=prediction_length, init_checkpoint=str(path), **arch)
@@ -268,3 +310,16 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         if self.init_checkpoint is None:
             raise ValueError("no checkpoint to predict from: use LagLlamaEstimator.from_checkpoint")
         return self.create_predictor(self.create_transformation(), self.create_lightning_module())
+
+    @classmethod
+    def from_pretrained(
+        cls, prediction_length: int, name: str = "lagllama-small", **overrides: Any
+    ) -> "LagLlamaEstimator":
+        """An estimator from a checkpoint shipped with the package (SHA-256 verified).
+
+        ``LagLlamaEstimator.from_pretrained(12, freq="M").create_zero_shot_predictor()``
+        forecasts without training; ``.train(data)`` fine-tunes. See :mod:`lagllama.pretrained`.
+        """
+        from lagllama.pretrained import checkpoint_path
+
+        return cls.from_checkpoint(checkpoint_path(name), prediction_length, **overrides)

@@ -88,6 +88,9 @@ class LagLlamaLightningModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch, train=True)
         self.log("train_loss", loss, on_epoch=True, on_step=False, prog_bar=True)
+        if self.config.ffn == "moe":
+            aux = self.model.decoder.aux_loss().detach()
+            self.log("moe_aux_loss", aux, on_epoch=True, on_step=False)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -5,11 +5,18 @@ every lag (all >= 1), so the model is causal by construction. Values are scaled 
 series from the context window; ``log1p|loc|`` and ``log scale`` ride along on every token.
 Sampling prefills the context once per series, then copies the key/value cache for each
 sample path and decodes one token per step.
+
+Options from the config: ProbSparse attention and sparse MoE feed-forward layers (see
+:mod:`lagllama.nn.decoder`); causal distilling (sampling then recomputes the window instead of
+using the cache); ``loss="huber"`` (Huber on the location head in scaled units, plus the
+likelihood of the other head parameters with the location detached, so samples keep a
+trained spread); the MoE load-balancing loss is added with ``aux_loss_weight``.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from gluonts.torch.distributions import DistributionOutput
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from torch import nn
@@ -37,6 +44,12 @@ class LagLlamaModel(nn.Module):
             dropout=config.dropout,
             rope_scaling=config.rope_scaling,
             rope_factor=config.rope_factor,
+            attention=config.attention,
+            probsparse_factor=config.probsparse_factor,
+            ffn=config.ffn,
+            num_experts=config.num_experts,
+            experts_top_k=config.experts_top_k,
+            distil_prefix=config.context_length if config.distil else None,
         )
         self.args_proj = self.distr_output.get_args_proj(config.n_embd)
         self.register_buffer("lags", torch.tensor(config.lags_seq), persistent=False)
@@ -81,15 +94,60 @@ class LagLlamaModel(nn.Module):
             parts.append(time_feat)
         return torch.cat(parts, dim=-1)
 
+    def num_parameters(self) -> tuple[int, int]:
+        """Total parameters and parameters active for one token (MoE: only top-k experts)."""
+        total = sum(p.numel() for p in self.parameters())
+        inactive = 0
+        for block in self.decoder.blocks:
+            mlp = block.mlp
+            if hasattr(mlp, "active_parameters"):
+                inactive += sum(p.numel() for p in mlp.parameters()) - mlp.active_parameters()
+        return total, total - inactive
+
     def distribution(
-        self, hidden: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor
+        self,
+        hidden: torch.Tensor,
+        loc: torch.Tensor,
+        scale: torch.Tensor,
+        args: tuple[torch.Tensor, ...] | None = None,
     ) -> Distribution:
         """Predictive distribution in the data's units for hidden states (B, T, n_embd)."""
-        args = self.args_proj(hidden)
+        args = self.args_proj(hidden) if args is None else args
         loc = loc if self.config.distr_output != "negative_binomial" else None
         return self.distr_output.distribution(args, loc=loc, scale=scale)
 
     # ---------------------------------------------------------------- training
+    def window_hidden(
+        self,
+        past_target: torch.Tensor,
+        past_observed_values: torch.Tensor,
+        future_target: torch.Tensor,
+        future_observed_values: torch.Tensor,
+        past_time_feat: torch.Tensor | None = None,
+        future_time_feat: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Hidden states (B, C + h, n_embd) of every context and future step (teacher forcing),
+        with the targets they predict (raw and scaled), their observed mask, loc and scale."""
+        C, P = self.config.context_length, past_target.shape[1]
+        h = future_target.shape[1]
+        target = torch.cat((past_target, future_target), dim=1)
+        observed = torch.cat((past_observed_values, future_observed_values), dim=1)
+        loc, scale = self.scale(past_target, past_observed_values)
+        series = self.normalise(target, observed, loc, scale)
+        positions = torch.arange(P - C, P + h, device=target.device)
+        time_feat = None
+        if self.config.num_time_features:
+            time_feat = torch.cat((past_time_feat[:, P - C :], future_time_feat), dim=1)
+        features = self.token_features(series, observed, positions, loc, scale, time_feat)
+        return {
+            "hidden": self.decoder(features),
+            "target": target[:, positions],
+            "scaled_target": series[:, positions],
+            "mask": observed[:, positions],
+            "loc": loc,
+            "scale": scale,
+        }
+
     def window_distribution(
         self,
         past_target: torch.Tensor,
@@ -104,19 +162,15 @@ class LagLlamaModel(nn.Module):
         Returns the distribution (batch shape ``(B, C + h)``), the targets it predicts and
         their observed mask.
         """
-        C, P = self.config.context_length, past_target.shape[1]
-        h = future_target.shape[1]
-        target = torch.cat((past_target, future_target), dim=1)
-        observed = torch.cat((past_observed_values, future_observed_values), dim=1)
-        loc, scale = self.scale(past_target, past_observed_values)
-        series = self.normalise(target, observed, loc, scale)
-        positions = torch.arange(P - C, P + h, device=target.device)
-        time_feat = None
-        if self.config.num_time_features:
-            time_feat = torch.cat((past_time_feat[:, P - C :], future_time_feat), dim=1)
-        features = self.token_features(series, observed, positions, loc, scale, time_feat)
-        distr = self.distribution(self.decoder(features), loc, scale)
-        return distr, target[:, positions], observed[:, positions]
+        w = self.window_hidden(
+            past_target,
+            past_observed_values,
+            future_target,
+            future_observed_values,
+            past_time_feat,
+            future_time_feat,
+        )
+        return self.distribution(w["hidden"], w["loc"], w["scale"]), w["target"], w["mask"]
 
     def loss(
         self,
@@ -127,8 +181,14 @@ class LagLlamaModel(nn.Module):
         past_time_feat: torch.Tensor | None = None,
         future_time_feat: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Negative log-likelihood per window (B,), averaged over observed context+future steps."""
-        distr, target, mask = self.window_distribution(
+        """Loss per window (B,), averaged over observed context+future steps.
+
+        ``loss="nll"``: negative log-likelihood. ``loss="huber"``: Huber loss of the location
+        head against the target in scaled units, plus the negative log-likelihood with the
+        location detached (so it trains only the spread: samples stay calibrated-ish). With
+        MoE layers, ``aux_loss_weight`` times the load-balancing loss is added.
+        """
+        w = self.window_hidden(
             past_target,
             past_observed_values,
             future_target,
@@ -136,8 +196,21 @@ class LagLlamaModel(nn.Module):
             past_time_feat,
             future_time_feat,
         )
-        nll = -distr.log_prob(target) * mask
-        return nll.sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        hidden, loc, scale, mask = w["hidden"], w["loc"], w["scale"], w["mask"]
+        if self.config.loss == "huber":
+            args = self.args_proj(hidden)
+            i = list(self.distr_output.args_dim).index("loc")
+            huber = F.huber_loss(
+                args[i], w["scaled_target"], reduction="none", delta=self.config.huber_delta
+            )
+            args = tuple(a.detach() if j == i else a for j, a in enumerate(args))
+            per_step = huber - self.distribution(hidden, loc, scale, args).log_prob(w["target"])
+        else:
+            per_step = -self.distribution(hidden, loc, scale).log_prob(w["target"])
+        loss = (per_step * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        if self.config.ffn == "moe" and self.config.aux_loss_weight:
+            loss = loss + self.config.aux_loss_weight * self.decoder.aux_loss()
+        return loss
 
     # ---------------------------------------------------------------- sampling
     @torch.inference_mode()
@@ -171,6 +244,7 @@ class LagLlamaModel(nn.Module):
             finally:
                 self.train()
         h = prediction_length or self.config.prediction_length
+        use_kv_cache = use_kv_cache and not self.config.distil  # distilled layers: no cache
         C, P = self.config.context_length, past_target.shape[1]
         B, S = past_target.shape[0], num_samples
         loc, scale = self.scale(past_target, past_observed_values)
