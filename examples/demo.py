@@ -1,0 +1,69 @@
+"""The main job, offline: zero-shot Lag-Llama forecasts, a backtest and fan charts.
+
+    make demo                                               # real series shipped in statsmodels
+    make demo DATASET=m4_hourly DATA_DIR=../shared/datasets # any GluonTS/Monash dataset
+
+Forecasts come from the toolkit's shipped checkpoint (no training on the target data), are
+scored against seasonal naive with GluonTS metrics, and drawn as quantile fan charts. Writes
+``demo_output/report.{md,csv,json}`` and ``demo_output/<dataset>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from lagllama.estimators import LagLlamaEstimator
+from lagllama.evaluation import BacktestTask, backtest, dataset_task, repository_task
+from lagllama.plotting import plot_grid, save_figure
+from lagllama.sample_data import load_sample_datasets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", help="a GluonTS/Monash dataset name (default: statsmodels data)")
+    parser.add_argument("--data-dir", help="folder holding the dataset (default $LAGLLAMA_DATA_DIR)")
+    parser.add_argument("--checkpoint", help="a Lag-Llama Lightning checkpoint (default: shipped)")
+    parser.add_argument("--output", default="demo_output", type=Path)
+    parser.add_argument("--num-samples", type=int, default=100)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+
+    if args.dataset:
+        tasks = [repository_task(args.dataset, data_dir=args.data_dir)]
+    else:
+        tasks = [
+            dataset_task(s.name, s.dataset, s.prediction_length) for s in load_sample_datasets()
+        ]
+
+    def lag_llama(task: BacktestTask):
+        options = {"freq": task.freq, "num_parallel_samples": args.num_samples}
+        if args.checkpoint:
+            estimator = LagLlamaEstimator.from_checkpoint(
+                args.checkpoint, prediction_length=task.prediction_length, **options
+            )
+        else:
+            estimator = LagLlamaEstimator.from_pretrained(
+                prediction_length=task.prediction_length, **options
+            )
+        return estimator.create_zero_shot_predictor()
+
+    report = backtest(tasks, {"lag-llama (zero-shot)": lag_llama}, baselines=("seasonal-naive",))
+    paths = report.save(args.output)
+    print(report.to_markdown())
+
+    for task in tasks:
+        test = task.test_data()
+        inputs = list(test.input)[:9]
+        forecasts = list(lag_llama(task).predict(inputs))
+        series = list(task.dataset)[: len(forecasts)]
+        figure = plot_grid(forecasts, series, title=f"Lag-Llama zero-shot: {task.name}")
+        paths[task.name] = save_figure(figure, args.output / f"{task.name}.png")
+    for name, path in paths.items():
+        print(f"wrote {name}: {path}")
+
+
+if __name__ == "__main__":
+    main()
