@@ -75,7 +75,7 @@ def freq_mix(
 
 
 def _chosen(batch: int, prob: float, generator: torch.Generator | None, device) -> torch.Tensor:
-    return (torch.rand(batch, 1, generator=generator, device=device) < prob)
+    return torch.rand(batch, 1, generator=generator, device=device) < prob
 
 
 def augment(
@@ -95,17 +95,23 @@ def augment(
         ok = eligible.reshape(B, 1).bool()
     if config.freq_mask_prob > 0:
         rows = ok & _chosen(B, config.freq_mask_prob, generator, x.device)
-        x = torch.where(rows, freq_mask(x, config.freq_mask_rate, config.protect_top_k, generator), x)
+        x = torch.where(
+            rows, freq_mask(x, config.freq_mask_rate, config.protect_top_k, generator), x
+        )
     if config.freq_mix_prob > 0 and B > 1:
         rows = ok & _chosen(B, config.freq_mix_prob, generator, x.device)
         x = torch.where(rows, freq_mix(x, config.freq_mix_rate, config.protect_top_k, generator), x)
     if config.jitter_prob > 0:
         rows = ok & _chosen(B, config.jitter_prob, generator, x.device)
         std = x.std(dim=-1, keepdim=True).nan_to_num(0.0)
-        noise = torch.randn(x.shape, generator=generator, device=x.device) * config.jitter_sigma * std
+        noise = (
+            torch.randn(x.shape, generator=generator, device=x.device) * config.jitter_sigma * std
+        )
         x = torch.where(rows, x + noise, x)
     if config.scaling_prob > 0:
         rows = ok & _chosen(B, config.scaling_prob, generator, x.device)
-        factor = torch.exp(torch.randn(B, 1, generator=generator, device=x.device) * config.scaling_sigma)
+        factor = torch.exp(
+            torch.randn(B, 1, generator=generator, device=x.device) * config.scaling_sigma
+        )
         x = torch.where(rows, x * factor, x)
     return x

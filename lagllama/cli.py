@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from itertools import islice
 from pathlib import Path
@@ -181,6 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
         _training_arguments(p)
         _report_arguments(p, baselines="seasonal-naive")
         p.set_defaults(func=cmd_train, fine_tune=name == "fine-tune")
+
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain one frequency-independent Lag-Llama on a corpus (resumable, chunked)",
+        description="Pretrain Lag-Llama from a JSON/TOML config (model size, data mix, steps, "
+        "batch size, lr, devices/num_nodes/strategy, output dir). Each run stops after "
+        "--max-minutes and checkpoints; re-running the same command resumes from "
+        "OUTPUT/checkpoints/last.ckpt. Example: lagllama pretrain --config configs/pretrain_small.json",
+    )
+    p.add_argument("--config", type=Path, required=True, help="pretraining config (.json/.toml)")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        help="wall-clock minutes for this chunk (default: the config's chunk_minutes, 45)",
+    )
+    p.add_argument(
+        "--export",
+        type=Path,
+        metavar="DIR",
+        help="after training, export the last checkpoint (safetensors + config JSON) into DIR",
+    )
+    p.set_defaults(func=cmd_pretrain)
     return parser
 
 
@@ -252,7 +273,8 @@ def lag_llama_factory(
 ) -> Callable[[BacktestTask], Predictor]:
     """Build a Lag-Llama predictor per task: zero-shot, fine-tuned or trained from scratch.
 
-    Trained predictors are saved under ``OUTPUT/models/<dataset>`` when ``--output`` is set.
+    Trained predictors are saved under ``OUTPUT/models/<dataset>`` when ``--output`` is set;
+    Lightning checkpoints stay under ``OUTPUT/training/<dataset>`` (``lagllama_runs/`` without it).
     """
     checkpoint = _checkpoint(args) if from_checkpoint else None
 
@@ -267,9 +289,11 @@ def lag_llama_factory(
             estimator = LagLlamaEstimator(**kwargs)
         if not train:
             return estimator.create_zero_shot_predictor()
-        with tempfile.TemporaryDirectory() as scratch:  # Lightning's per-epoch checkpoints
-            estimator.trainer_kwargs["default_root_dir"] = scratch
-            predictor = estimator.train(task.train_data())
+        # Lightning's checkpoints and logs are kept: they are what `fine-tune` starts from.
+        root = (args.output or Path("lagllama_runs")) / "training" / task.name
+        estimator.trainer_kwargs["default_root_dir"] = str(root)
+        predictor = estimator.train(task.train_data())
+        print(f"checkpoints of {task.name} kept under {root}", file=sys.stderr)
         if args.output is not None:
             folder = args.output / "models" / task.name
             folder.mkdir(parents=True, exist_ok=True)
@@ -325,6 +349,20 @@ def cmd_train(args: argparse.Namespace) -> None:
     """``lagllama train`` / ``fine-tune``: train per dataset, save, and backtest."""
     name = f"{LAG_LLAMA}-fine-tuned" if args.fine_tune else f"{LAG_LLAMA}-trained"
     _run_backtest(args, {name: lag_llama_factory(args, train=True, from_checkpoint=args.fine_tune)})
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    """``lagllama pretrain``: one resumable chunk of pretraining (optionally export it)."""
+    from lagllama.pretraining.config import PretrainConfig
+    from lagllama.pretraining.train import run_pretraining
+
+    config = PretrainConfig.load(args.config)
+    summary = run_pretraining(config, max_minutes=args.max_minutes)
+    if args.export is not None:
+        from lagllama.pretrained import export_checkpoint
+
+        files = export_checkpoint(summary["checkpoint"], args.export, name=config.name)
+        print("exported " + ", ".join(str(f) for f in files))
 
 
 def cmd_plot(args: argparse.Namespace) -> None:

@@ -69,7 +69,9 @@ def resolve_lags(lags_seq: Sequence[int] | str | None, freq: str | None) -> list
         return lag_llama_lags()
     lags = sorted({int(lag) for lag in lags_seq})
     if not lags or lags[0] < 1:
-        raise ValueError(f"lags must be positive integers (lag 0 would leak the target): {lags_seq}")
+        raise ValueError(
+            f"lags must be positive integers (lag 0 would leak the target): {lags_seq}"
+        )
     return lags
 
 

@@ -27,7 +27,12 @@ class RobustScaler(Scaler):
         values = torch.where(observed, data, torch.full_like(data, float("nan")))
         any_observed = observed.any(dim=1, keepdim=True)
         loc = torch.nanmedian(values, dim=1, keepdim=True).values
-        q = torch.nanquantile(values, torch.tensor([0.25, 0.75], dtype=data.dtype, device=data.device), dim=1, keepdim=True)
+        q = torch.nanquantile(
+            values,
+            torch.tensor([0.25, 0.75], dtype=data.dtype, device=data.device),
+            dim=1,
+            keepdim=True,
+        )
         iqr = q[1] - q[0]
         mad = torch.nanmean((values - loc).abs(), dim=1, keepdim=True)
         floor = torch.clamp(loc.abs() * self.relative_floor, min=self.minimum_scale)
