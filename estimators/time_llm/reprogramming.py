@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class RevIN(nn.Module):
@@ -70,6 +71,7 @@ class ReprogrammingLayer(nn.Module):
         vocab_size: int,
         num_prototypes: int,
         dropout: float = 0.1,
+        attention_scale: float | None = 1.0,
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
@@ -79,6 +81,11 @@ class ReprogrammingLayer(nn.Module):
         self.key_projection = nn.Linear(d_llm, d_keys * n_heads)
         self.value_projection = nn.Linear(d_llm, d_keys * n_heads)
         self.out_projection = nn.Linear(d_keys * n_heads, d_llm)
+        # the paper scales scores by 1/sqrt(d_keys) (``attention_scale=None``); with
+        # layer-normalised prototypes and default inits that leaves the softmax over K
+        # prototypes almost uniform (logit std ~0.3), so all patches map to nearly the
+        # same mixture and learning is slow. A unit scale (default) gives logit std ~2.
+        self.scale = 1.0 / math.sqrt(d_keys) if attention_scale is None else attention_scale
         self.dropout = nn.Dropout(dropout)
         self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
         self.cache_misses = 0  # number of prototype computations (for tests / diagnostics)
@@ -98,8 +105,14 @@ class ReprogrammingLayer(nn.Module):
         )
 
     def prototypes(self, word_embeddings: torch.Tensor) -> torch.Tensor:
-        """``(K, d_llm)`` text prototypes."""
-        return self.mapping(word_embeddings.transpose(0, 1)).transpose(0, 1)
+        """``(K, d_llm)`` text prototypes, layer-normalised.
+
+        The map has fan-in ``vocab_size`` (~30k): Adam moves every weight by about ``lr``
+        per step, so un-normalised prototypes grow by ``O(lr * vocab_size)`` per step and
+        saturate the attention. Normalising keeps the attention well conditioned.
+        """
+        source = self.mapping(word_embeddings.transpose(0, 1)).transpose(0, 1)
+        return F.layer_norm(source, source.shape[-1:])
 
     def keys_values(self, word_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.training or torch.is_grad_enabled() and self.mapping.weight.requires_grad:
@@ -123,7 +136,7 @@ class ReprogrammingLayer(nn.Module):
         q = self.query_projection(target).view(b, n, h, e)
         k = keys.view(-1, h, e)
         v = values.view(-1, h, e)
-        scores = torch.einsum("bnhe,she->bhns", q, k) / math.sqrt(e)
+        scores = torch.einsum("bnhe,she->bhns", q, k) * self.scale
         attn = self.dropout(torch.softmax(scores, dim=-1))
         out = torch.einsum("bhns,she->bnhe", attn, v).reshape(b, n, h * e)
         return self.out_projection(out)
