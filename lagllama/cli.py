@@ -196,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="wall-clock minutes for this chunk (default: the config's chunk_minutes, 45)",
     )
     p.add_argument(
+        "--stop-at-step",
+        type=int,
+        metavar="N",
+        help="end this chunk at optimiser step N (the lr schedule still follows `steps`)",
+    )
+    p.add_argument(
         "--export",
         type=Path,
         metavar="DIR",
@@ -357,7 +363,9 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from lagllama.pretraining.train import run_pretraining
 
     config = PretrainConfig.load(args.config)
-    summary = run_pretraining(config, max_minutes=args.max_minutes)
+    summary = run_pretraining(
+        config, max_minutes=args.max_minutes, stop_at_step=args.stop_at_step
+    )
     if args.export is not None:
         from lagllama.pretrained import export_checkpoint
 

@@ -1,0 +1,91 @@
+"""The pretraining configuration, read from a JSON or TOML file (``tomllib``, no YAML)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from lagllama.pretraining.corpus import PRETRAINING_SOURCES, check_not_eval
+
+
+@dataclass
+class PretrainConfig:
+    """Everything ``lagllama pretrain`` needs; relative paths are relative to the config file."""
+
+    name: str = "lagllama-small"
+    output_dir: str = "runs/pretrain"
+    seed: int = 0
+    # model
+    context_length: int = 64
+    prediction_length: int = 32
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd_per_head: int = 16
+    dropout: float = 0.0
+    scaling: str = "robust"
+    distr_output: str = "student_t"
+    observed_lag_features: bool = True
+    time_features: bool = True
+    # data mix: {source: weight}; see lagllama.pretraining.corpus for source names
+    data_dir: str | None = None
+    sources: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(PRETRAINING_SOURCES, 1.0)
+    )
+    freq_weights: dict[str, float] = field(default_factory=dict)
+    synthetic_series: int = 2000
+    min_past: int = 8
+    short_history_prob: float = 0.2
+    augmentation: dict[str, float] = field(default_factory=dict)
+    # optimisation
+    steps: int = 10000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-8
+    warmup_steps: int = 200
+    gradient_clip_val: float = 1.0
+    steps_per_epoch: int = 100
+    # time chunks and hardware (Lightning)
+    chunk_minutes: float = 45.0
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+
+    def __post_init__(self) -> None:
+        for name in self.sources:
+            check_not_eval(name)
+        if self.steps < 1 or self.batch_size < 1 or self.steps_per_epoch < 1:
+            raise ValueError("steps, batch_size and steps_per_epoch must be >= 1")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PretrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown pretraining config keys {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PretrainConfig:
+        """Read a ``.json`` or ``.toml`` file; ``output_dir``/``data_dir`` resolve against
+        the current directory when relative."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"pretraining config not found: {path}")
+        text = path.read_text()
+        if path.suffix == ".toml":
+            values = tomllib.loads(text)
+        elif path.suffix == ".json":
+            values = json.loads(text)
+        else:
+            raise ValueError(f"config must be .json or .toml, got {path.name}")
+        values.pop("_comment", None)
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

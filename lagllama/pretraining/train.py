@@ -1,0 +1,264 @@
+"""Chunked, resumable Lightning pretraining of one frequency-independent Lag-Llama.
+
+``run_pretraining(config)`` trains until ``config.steps`` optimiser steps are done or the
+chunk's time is up (``max_minutes``), checkpointing to ``OUTPUT/checkpoints/last.ckpt``;
+calling it again with the same config resumes from that checkpoint (optimiser, scheduler
+and step counter included). Lightning's ``devices``/``num_nodes``/``strategy`` scale it to
+many GPUs or nodes; every process draws different windows (seeded by its rank).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from gluonts.dataset.loader import as_stacked_batches
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from lagllama.pretraining.config import PretrainConfig
+from lagllama.pretraining.corpus import build_corpus, make_entry
+from lagllama.pretraining.dataset import PretrainingMixture
+
+LAST = "last.ckpt"
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def make_estimator(cfg: PretrainConfig):
+    """The ``LagLlamaEstimator`` being pretrained (frequency-independent lags)."""
+    from gluonts.transform import ValidationSplitSampler
+
+    from lagllama.estimators import LagLlamaEstimator
+
+    return LagLlamaEstimator(
+        prediction_length=cfg.prediction_length,
+        context_length=cfg.context_length,
+        lags_seq="lag-llama",
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_embd_per_head=cfg.n_embd_per_head,
+        dropout=cfg.dropout,
+        scaling=cfg.scaling,
+        time_features=cfg.time_features,
+        observed_lag_features=cfg.observed_lag_features,
+        distr_output=cfg.distr_output,
+        augmentation=cfg.augmentation or None,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps,
+        batch_size=cfg.batch_size,
+        num_batches_per_epoch=cfg.steps_per_epoch,
+        # each mixture entry is cut so that exactly its last h points are the future
+        train_sampler=ValidationSplitSampler(min_future=cfg.prediction_length),
+    )
+
+
+def load_corpus(cfg: PretrainConfig, cache_dir: Path | None = None) -> dict[str, list[dict]]:
+    """The corpus of the config; synthetic series are cached in ``cache_dir`` (slow to draw)."""
+    real = [s for s in cfg.sources if s != "synthetic" and cfg.sources[s] > 0]
+    corpus = build_corpus(real, cfg.data_dir) if real else {}
+    if cfg.sources.get("synthetic", 0) > 0:
+        corpus["synthetic"] = _synthetic(cfg, cache_dir)
+    return corpus
+
+
+def _synthetic(cfg: PretrainConfig, cache_dir: Path | None) -> list[dict]:
+    cache = None
+    if cache_dir is not None:
+        cache = cache_dir / f"synthetic_{cfg.synthetic_series}_seed{cfg.seed}.npz"
+        if cache.exists():
+            data = np.load(cache)
+            meta = json.loads(str(data["meta"]))
+            parts = np.split(data["values"], data["offsets"][1:-1])
+            return [make_entry(v, f, i) for v, (f, i) in zip(parts, meta)]
+    (entries,) = build_corpus(
+        ["synthetic"], synthetic_series=cfg.synthetic_series, seed=cfg.seed
+    ).values()
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        values = [e["target"] for e in entries]
+        offsets = np.cumsum([0] + [len(v) for v in values])
+        meta = [(e["start"].freqstr, e["item_id"]) for e in entries]
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, values=np.concatenate(values), offsets=offsets, meta=json.dumps(meta))
+        tmp.replace(cache)
+    return entries
+
+
+class MixtureLoader:
+    """Picklable training loader (``ddp_spawn`` ships it to each process): builds the
+    GluonTS pipeline lazily in the process that iterates it; each epoch is the next
+    ``num_batches_per_epoch`` batches of one endless stream."""
+
+    def __init__(self, estimator, mixture: PretrainingMixture) -> None:
+        self.estimator = estimator
+        self.mixture = mixture
+        self._batches = None
+
+    def __len__(self) -> int:
+        return self.estimator.num_batches_per_epoch
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_batches": None}
+
+    def __iter__(self):
+        if self._batches is None:
+            est = self.estimator
+            data = est.create_transformation().apply(self.mixture, is_train=True)
+            instances = est._splitter("training").apply(data, is_train=True)
+            self._batches = iter(
+                as_stacked_batches(
+                    instances,
+                    batch_size=est.batch_size,
+                    field_names=est.training_input_names,
+                    output_type=torch.tensor,
+                )
+            )
+        return itertools.islice(self._batches, len(self))
+
+
+class ChunkTimer(pl.Callback):
+    """Stop after ``seconds`` of wall time (decided on rank 0, broadcast to all ranks) and
+    always leave ``checkpoints/last.ckpt`` behind, so the next run resumes."""
+
+    def __init__(self, seconds: float, stop_at_step: int | None = None) -> None:
+        self.seconds = seconds
+        self.stop_at_step = stop_at_step
+        self.start = time.monotonic()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        over = time.monotonic() - self.start > self.seconds
+        if self.stop_at_step is not None and trainer.global_step >= self.stop_at_step:
+            over = True
+        if trainer.world_size > 1:
+            over = bool(trainer.strategy.broadcast(over, src=0))
+        if over:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / LAST)
+
+
+def _steps_done(path: Path) -> int:
+    if not path.exists():
+        return 0
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return int(ckpt.get("global_step", 0))
+
+
+def run_pretraining(
+    cfg: PretrainConfig,
+    max_minutes: float | None = None,
+    verbose: bool = True,
+    stop_at_step: int | None = None,
+) -> dict[str, Any]:
+    """Train one chunk (or to the end) and return a summary; re-run to continue.
+
+    ``stop_at_step`` ends this chunk at that optimiser step (the learning-rate schedule
+    still follows ``cfg.steps``): it reproduces a checkpoint taken in the middle of a run.
+    """
+    out = Path(cfg.output_dir)
+    ckpt_dir = out / "checkpoints"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    last = ckpt_dir / LAST
+    done = _steps_done(last)
+    if done >= min(cfg.steps, stop_at_step or cfg.steps):
+        if verbose:
+            print(f"already finished: {done} of {cfg.steps} steps in {last}")
+        return {"steps": done, "finished": True, "checkpoint": str(last), "wall_s": 0.0}
+
+    wall0, cpu0 = time.time(), _cpu_seconds()
+    pl.seed_everything(cfg.seed + done, workers=True, verbose=False)
+    estimator = make_estimator(cfg)
+    module = estimator.create_lightning_module()
+    past_length = module.config.past_length
+    corpus = load_corpus(cfg, cache_dir=out / "cache")
+    if verbose:
+        sizes = {k: len(v) for k, v in corpus.items()}
+        params = sum(p.numel() for p in module.parameters())
+        print(f"corpus {sizes}; model {params} parameters; resuming at step {done}")
+    mixture = PretrainingMixture(
+        corpus,
+        past_length=past_length,
+        prediction_length=cfg.prediction_length,
+        source_weights=cfg.sources,
+        freq_weights=cfg.freq_weights,
+        min_past=cfg.min_past,
+        short_history_prob=cfg.short_history_prob,
+        seed=cfg.seed,
+        offset=done,
+    )
+    loader = MixtureLoader(estimator, mixture)
+    minutes = cfg.chunk_minutes if max_minutes is None else max_minutes
+    trainer = pl.Trainer(
+        max_steps=cfg.steps,
+        max_epochs=-1,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy,
+        precision=cfg.precision,
+        gradient_clip_val=cfg.gradient_clip_val,
+        default_root_dir=str(out),
+        logger=CSVLogger(str(out), name="logs"),
+        callbacks=[
+            ModelCheckpoint(
+                dirpath=str(ckpt_dir), save_last=True, save_top_k=1, enable_version_counter=False
+            ),
+            ChunkTimer(minutes * 60.0, stop_at_step),
+        ],
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=max(1, min(50, cfg.steps_per_epoch)),
+        use_distributed_sampler=False,
+    )
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.exists() else None)
+    steps = _steps_done(last)
+    summary = {
+        "chunk_start": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(wall0)),
+        "steps_before": done,
+        "steps": steps,
+        "finished": steps >= cfg.steps,
+        "wall_s": round(time.time() - wall0, 1),
+        "cpu_s": round(_cpu_seconds() - cpu0, 1),
+        "torch_threads": torch.get_num_threads(),
+        "world_size": trainer.world_size,
+        "devices": cfg.devices,
+        "strategy": cfg.strategy,
+        "checkpoint": str(last),
+    }
+    with (out / "chunks.jsonl").open("a") as log:
+        log.write(json.dumps(summary) + "\n")
+    if verbose:
+        print(json.dumps(summary))
+    return summary
+
+
+def training_totals(output_dir: str | Path) -> dict[str, float]:
+    """Sum of wall and CPU time over all chunks of a run (from ``chunks.jsonl``)."""
+    path = Path(output_dir) / "chunks.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {
+        "chunks": len(rows),
+        "steps": max((r["steps"] for r in rows), default=0),
+        "wall_s": sum(r["wall_s"] for r in rows),
+        "cpu_s": sum(r["cpu_s"] for r in rows),
+    }

@@ -1,0 +1,276 @@
+"""Pretraining: corpus hygiene (no evaluation data), synthetic data, mixture windows,
+chunked/resumable training (also DDP with 2 CPU processes) and the shipped checkpoint."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lagllama.pretraining import (
+    EVAL_DATASETS,
+    PRETRAINING_SOURCES,
+    PretrainConfig,
+    PretrainingMixture,
+    build_corpus,
+    series_fingerprint,
+    synthetic_dataset,
+)
+from lagllama.pretraining.corpus import load_source, make_entry, read_jsonl
+from lagllama.settings import shared_datasets_dir
+
+DATA = shared_datasets_dir()
+needs_data = pytest.mark.skipif(
+    not (DATA / "corpus").is_dir(), reason=f"shared datasets not found under {DATA}"
+)
+
+
+@functools.cache
+def real_corpus() -> dict[str, list[dict]]:
+    return build_corpus([s for s in PRETRAINING_SOURCES if s != "synthetic"], DATA)
+
+
+# ------------------------------------------------------------ corpus hygiene
+def test_eval_datasets_refused_by_name():
+    assert not set(PRETRAINING_SOURCES) & set(EVAL_DATASETS)
+    for name in EVAL_DATASETS:
+        with pytest.raises(ValueError, match="evaluation dataset"):
+            load_source(name)
+        with pytest.raises(ValueError, match="evaluation dataset"):
+            PretrainConfig(sources={name: 1.0})
+
+
+def _float32_windows_key(values: np.ndarray, k: int) -> np.ndarray:
+    """uint64 key of every length-``k`` window of ``values`` (float32 bit patterns)."""
+    bits = values.astype(np.float32).view(np.uint32).astype(np.uint64)
+    windows = np.lib.stride_tricks.sliding_window_view(bits, k)
+    powers = np.uint64(1000003) ** np.arange(k, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        return (windows * powers).sum(axis=1, dtype=np.uint64)
+
+
+@needs_data
+def test_no_eval_series_in_pretraining_corpus():
+    """By content: no evaluation series' first 50 values start, or occur inside, a corpus series."""
+    from lagllama.data import load_dataset
+
+    corpus = [e["target"] for entries in real_corpus().values() for e in entries]
+    starts = {series_fingerprint(t) for t in corpus}
+    k = 8
+    keys, heads = [], []
+    checked = 0
+    for name in EVAL_DATASETS:
+        if not (DATA / name).is_dir():
+            continue
+        for entry in load_dataset(name, DATA, download=False).test:
+            target = np.asarray(entry["target"], dtype=np.float32)
+            head = target[:50]
+            if len(np.unique(head)) >= 3:  # e.g. 50 zeros of intermittent demand say nothing
+                assert series_fingerprint(target) not in starts, f"{name} {entry.get('item_id')}"
+            if len(head) >= 12 and np.isfinite(head).all() and len(np.unique(head[:k])) >= 3:
+                keys.append(_float32_windows_key(head[:k], k)[0])
+                heads.append(head)
+            checked += 1
+    assert checked > 4000
+    keys = np.array(keys, dtype=np.uint64)
+    for series in corpus:
+        if len(series) < 12:
+            continue
+        windows = _float32_windows_key(np.nan_to_num(series, nan=np.inf), k)
+        for pos in np.flatnonzero(np.isin(windows, keys)):
+            for head in heads:
+                stretch = series[pos : pos + len(head)].astype(np.float32)
+                assert not np.array_equal(stretch, head), "an evaluation series is in the corpus"
+
+
+@needs_data
+def test_corpus_reads_every_pretraining_source():
+    corpus = real_corpus()
+    assert {k: len(v) for k, v in corpus.items()}["corpus/tsdl"] > 600
+    freqs = {e["start"].freqstr for entries in corpus.values() for e in entries}
+    assert {"h", "M", "D"} <= freqs and len(freqs) >= 5
+    unknown = [e for e in corpus["corpus/nngc1"] if e["start"].freqstr == "D"]
+    assert unknown  # freq null -> default freq with the fixed start
+
+
+def test_jsonl_missing_values_and_unknown_freq(tmp_path: Path):
+    path = tmp_path / "toy.jsonl"
+    rows = [
+        {"item_id": "a", "target": [1.0, None, 3.0], "frequency": 12, "freq": "M"},
+        {"item_id": "b", "target": [1.0, 2.0], "frequency": 1, "freq": None},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    a, b = read_jsonl(path, prefix="toy")
+    assert np.isnan(a["target"][1]) and a["start"].freqstr == "M" and a["item_id"] == "toy:a"
+    assert b["start"] == pd.Period("2000-01-01", "D")
+
+
+# ------------------------------------------------------------- synthetic data
+def test_synthetic_is_seeded_finite_and_varied():
+    a = synthetic_dataset(60, seed=3)
+    b = synthetic_dataset(60, seed=3)
+    assert all(np.array_equal(x["target"], y["target"]) for x, y in zip(a, b))
+    assert all(np.isfinite(x["target"]).all() for x in a)
+    assert {x["item_id"].split(":")[1] for x in a} == {"kernel", "structural", "intermittent"}
+    assert len({x["freq"] for x in a}) >= 4
+    lengths = [len(x["target"]) for x in a]
+    assert min(lengths) >= 32 and max(lengths) <= 1024
+    intermittent = [x["target"] for x in a if ":intermittent:" in x["item_id"]]
+    assert all((t == 0).any() and (t >= 0).all() for t in intermittent)
+
+
+# ----------------------------------------------------------- mixture windows
+def test_mixture_windows_pad_short_series_and_use_own_freq():
+    from lagllama.pretraining.train import make_estimator
+
+    corpus = {
+        "short": [make_entry(np.arange(6.0), "Y", "y")],
+        "long": [make_entry(np.sin(np.arange(3000.0)), "h", "h")],
+    }
+    cfg = PretrainConfig(context_length=16, prediction_length=8, sources={"short": 1, "long": 1})
+    estimator = make_estimator(cfg)
+    past = 16 + 1093
+    mixture = PretrainingMixture(corpus, past, 8, source_weights={"short": 1, "long": 3}, seed=1)
+    it = iter(mixture)
+    entries = [next(it) for _ in range(200)]
+    short = [e for e in entries if e["item_id"] == "y"]
+    assert 20 < len(short) < 100  # source weights 1:3
+    for e in short:
+        assert np.isnan(e["target"][-8:]).sum() >= 2  # padded future (6 points, h = 8)
+    assert all(len(e["target"]) <= past + 8 for e in entries)
+    splitter = estimator._splitter("training")
+    windows = list(
+        splitter.apply(estimator.create_transformation().apply(entries[:40], is_train=True))
+    )
+    assert len(windows) == 40
+    for w, e in zip(windows, entries[:40]):
+        assert w["past_target"].shape == (past,) and w["future_target"].shape == (8,)
+        hour = w["past_time_feat"][:, 1]  # (time, feature); feature 1 = hour_of_day
+        if e["item_id"] == "h":
+            assert hour[-24:].std() > 0.1  # hourly series: hour of day changes
+        else:
+            assert w["past_observed_values"][:-6].sum() == 0  # heavy padding, masked
+            assert np.all(hour[-5:] == hour[-1])  # yearly series: constant hour
+
+
+def test_mixture_seeds_differ_by_offset():
+    corpus = {"s": [make_entry(np.arange(500.0), "D", "s")]}
+
+    def draws(offset: int) -> list[int]:
+        it = iter(PretrainingMixture(corpus, 100, 5, seed=0, offset=offset))
+        return [len(next(it)["target"]) for _ in range(20)]
+
+    assert draws(0) == draws(0)  # reproducible
+    assert draws(0) != draws(10)  # a resumed run draws new windows
+
+
+# ---------------------------------------------------------------- training
+def _tiny_config(tmp_path: Path, **changes) -> PretrainConfig:
+    values = {
+        "output_dir": str(tmp_path / "run"),
+        "context_length": 8,
+        "prediction_length": 4,
+        "n_layer": 1,
+        "n_head": 1,
+        "n_embd_per_head": 8,
+        "sources": {"synthetic": 1.0},
+        "synthetic_series": 12,
+        "steps": 2,
+        "batch_size": 4,
+        "steps_per_epoch": 2,
+        "warmup_steps": 0,
+    }
+    return PretrainConfig.from_dict({**values, **changes})
+
+
+def test_pretrain_cli_checkpoints_and_resumes(tmp_path: Path, capsys):
+    from lagllama.cli import main
+
+    cfg = _tiny_config(tmp_path)
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    assert main(["pretrain", "--config", str(path)]) == 0
+    run = Path(cfg.output_dir)
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    assert list((run / "logs").rglob("metrics.csv"))
+    cfg.steps = 4  # same run, longer: continues from step 2
+    path.write_text(json.dumps(cfg.to_dict()))
+    export = tmp_path / "export"
+    assert main(["pretrain", "--config", str(path), "--export", str(export)]) == 0
+    chunks = [json.loads(x) for x in (run / "chunks.jsonl").read_text().splitlines()]
+    assert [(c["steps_before"], c["steps"]) for c in chunks] == [(0, 2), (2, 4)]
+    card = json.loads((export / "lagllama-small.json").read_text())
+    assert card["training"]["steps"] == 4
+    assert main(["pretrain", "--config", str(path)]) == 0  # finished: nothing to do
+    assert "already finished" in capsys.readouterr().out
+
+
+def test_pretrain_config_toml_and_errors(tmp_path: Path):
+    path = tmp_path / "c.toml"
+    path.write_text('steps = 7\n[sources]\nsynthetic = 1.0\n"corpus/nn3" = 0.5\n')
+    cfg = PretrainConfig.load(path)
+    assert cfg.steps == 7 and cfg.sources == {"synthetic": 1.0, "corpus/nn3": 0.5}
+    path.write_text("stepz = 7\n")
+    with pytest.raises(ValueError, match="unknown pretraining config keys"):
+        PretrainConfig.load(path)
+
+
+@pytest.mark.slow
+def test_pretrain_ddp_two_cpu_processes(tmp_path: Path):
+    """Lightning DDP (ddp_spawn, gloo) with 2 CPU processes: two steps, one checkpoint."""
+    from lagllama.pretraining.train import run_pretraining
+
+    cfg = _tiny_config(tmp_path, strategy="ddp_spawn", devices=2, accelerator="cpu")
+    summary = run_pretraining(cfg, verbose=False)
+    assert summary["steps"] == 2 and summary["finished"] and summary["world_size"] == 2
+    assert (Path(cfg.output_dir) / "checkpoints" / "last.ckpt").exists()
+
+
+# ------------------------------------------------------ shipped checkpoint
+SHIPPED = Path(__file__).resolve().parent.parent / "lagllama" / "checkpoints"
+needs_shipped = pytest.mark.skipif(
+    not (SHIPPED / "lagllama-small.safetensors").exists(), reason="no shipped checkpoint"
+)
+
+
+@needs_shipped
+def test_shipped_checkpoint_verifies_and_forecasts(tmp_path: Path, monkeypatch):
+    from lagllama.estimators import LagLlamaEstimator
+
+    from lagllama.pretrained import load_pretrained
+
+    monkeypatch.setenv("LAGLLAMA_CACHE_DIR", str(tmp_path / "cache"))
+    assert (SHIPPED / "lagllama-small.safetensors").stat().st_size < 20 * 2**20
+    config, state = load_pretrained()
+    assert config["model_kwargs"]["lags_seq"][-1] == 1093 and state
+    estimator = LagLlamaEstimator.from_pretrained(
+        prediction_length=12, freq="M", num_parallel_samples=20
+    )
+    predictor = estimator.create_zero_shot_predictor()
+    series = 100 + 10 * np.sin(np.arange(30) * 2 * np.pi / 12)
+    data = [{"start": pd.Period("2015-01", "M"), "target": series, "item_id": "x"}]
+    forecast = next(iter(predictor.predict(data)))
+    assert forecast.samples.shape == (20, 12) and np.isfinite(forecast.samples).all()
+    assert 50 < np.median(forecast.samples) < 150
+
+
+@needs_shipped
+def test_corrupted_checkpoint_copy_fails_clearly(tmp_path: Path):
+    from lagllama.pretrained import ChecksumError, load_pretrained
+
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(SHIPPED / f"lagllama-small{suffix}", tmp_path)
+    weights = tmp_path / "lagllama-small.safetensors"
+    load_pretrained(directory=tmp_path)  # the intact copy loads
+    blob = bytearray(weights.read_bytes())
+    blob[-10] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(ChecksumError, match="SHA-256 mismatch"):
+        load_pretrained(directory=tmp_path)
+    with pytest.raises(FileNotFoundError, match="no pretrained model"):
+        load_pretrained("nope", directory=tmp_path)
