@@ -11,6 +11,7 @@ import scipy.stats
 import torch
 from gluonts.dataset.common import ListDataset
 from gluonts.torch.model.predictor import PyTorchPredictor
+
 from lagllama.estimators import LagLlamaEstimator
 from lagllama.estimators.lag_llama import LagLlamaConfig, LagLlamaModel
 
