@@ -22,10 +22,10 @@ import time
 import lightning.pytorch as pl
 import pandas as pd
 import torch
-from lagllama.estimators import LagLlamaEstimator
 
 from benchmarks.common import require_dataset, write_results
 from lagllama.baselines import NEURAL_BASELINES, neural_baseline
+from lagllama.estimators import LagLlamaEstimator
 from lagllama.evaluation import backtest, repository_task
 
 #: Lag-Llama variants: same depth and width, one option changed each.

@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from gluonts.dataset.common import ListDataset
+
 from lagllama.estimators import LagLlamaEstimator
 from lagllama.estimators.lag_llama import LagLlamaConfig, LagLlamaModel
-
 from lagllama.nn.decoder import Decoder
 from lagllama.nn.moe import SparseMoE, load_balancing_loss
 from lagllama.nn.probsparse import (
