@@ -26,9 +26,9 @@ from gluonts.transform import (
     Transformation,
     ValidationSplitSampler,
 )
+
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.estimators.lag_llama.lightning_module import LagLlamaLightningModule
-
 from lagllama.frequency import default_time_features, resolve_lags, validate_freq
 
 TIME_FEAT = "time_feat"

@@ -6,10 +6,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from gluonts.core.component import validated
-from lagllama.estimators.lag_llama.config import LagLlamaConfig
-from lagllama.estimators.lag_llama.module import LagLlamaModel
 
 from lagllama.augmentation import AugmentationConfig, augment
+from lagllama.estimators.lag_llama.config import LagLlamaConfig
+from lagllama.estimators.lag_llama.module import LagLlamaModel
 
 
 class LagLlamaLightningModule(pl.LightningModule):

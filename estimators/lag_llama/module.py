@@ -18,11 +18,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from gluonts.torch.distributions import DistributionOutput
-from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from torch import nn
 from torch.distributions import Distribution
 
 from lagllama.distributions import make_distr_output
+from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.nn.decoder import Decoder
 from lagllama.scaling import make_scaler
 
