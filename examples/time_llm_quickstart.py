@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+
 from lagllama.estimators.time_llm import TimeLLMEstimator
 
 t = np.arange(600)
