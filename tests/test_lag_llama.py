@@ -242,3 +242,40 @@ def test_wrong_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
         LagLlamaEstimator.from_checkpoint(junk, prediction_length=3)
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         LagLlamaEstimator.from_checkpoint(tmp_path / "missing.ckpt", prediction_length=3)
+
+
+class _MeanAsSample(torch.nn.Module):
+    """Wraps a distribution so that ``sample()`` returns its mean: greedy, deterministic paths."""
+
+    def __init__(self, distr) -> None:
+        super().__init__()
+        self.distr = distr
+
+    def sample(self) -> torch.Tensor:
+        return self.distr.mean
+
+
+@pytest.mark.parametrize("use_kv_cache", [True, False])
+def test_autoregressive_sampling_agrees_with_teacher_forcing(
+    use_kv_cache: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Greedy paths fed back as the future reproduce themselves under teacher forcing.
+
+    This pins down that lags, time features and scaling line up identically in the
+    sampler and in training.
+    """
+    model = tiny_model(distr_output="normal", observed_lag_features=True)
+    batch = window(model, h=6)
+    batch["past_observed_values"][:, :9] = 0  # padded history
+    original = model.distribution
+    monkeypatch.setattr(model, "distribution", lambda *a, **k: _MeanAsSample(original(*a, **k)))
+    inputs = {
+        k: batch[k]
+        for k in ("past_target", "past_observed_values", "past_time_feat", "future_time_feat")
+    }
+    paths = model.sample(**inputs, num_samples=2, use_kv_cache=use_kv_cache)[:, 0]
+    monkeypatch.setattr(model, "distribution", original)
+    teacher = {**batch, "future_target": paths}
+    distr, _, _ = model.window_distribution(**teacher)
+    C = model.config.context_length
+    torch.testing.assert_close(distr.mean[:, C:], paths, atol=1e-4, rtol=1e-4)
