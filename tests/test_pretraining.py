@@ -241,7 +241,6 @@ needs_shipped = pytest.mark.skipif(
 @needs_shipped
 def test_shipped_checkpoint_verifies_and_forecasts(tmp_path: Path, monkeypatch):
     from lagllama.estimators import LagLlamaEstimator
-
     from lagllama.pretrained import load_pretrained
 
     monkeypatch.setenv("LAGLLAMA_CACHE_DIR", str(tmp_path / "cache"))
