@@ -22,6 +22,7 @@ import torch
 from gluonts.dataset.loader import as_stacked_batches
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lagllama.pretraining.config import PretrainConfig
 from lagllama.pretraining.corpus import build_corpus, make_entry
@@ -153,6 +154,11 @@ class ChunkTimer(pl.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / LAST)
 
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # SIGTERM (e.g. a cluster's time limit) arrives between steps: keep the progress
+        if isinstance(exception, SIGTERMException) and trainer.world_size == 1:
+            self.on_train_end(trainer, pl_module)
+
 
 def _steps_done(path: Path) -> int:
     if not path.exists():
@@ -230,7 +236,16 @@ def run_pretraining(
         log_every_n_steps=max(1, min(50, cfg.steps_per_epoch)),
         use_distributed_sampler=False,
     )
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.exists() else None)
+    try:
+        trainer.fit(
+            module, train_dataloaders=loader, ckpt_path=str(last) if last.exists() else None
+        )
+    finally:  # also record a chunk ended by SIGTERM
+        summary = _record_chunk(cfg, out, last, done, wall0, cpu0, trainer.world_size, verbose)
+    return summary
+
+
+def _record_chunk(cfg, out, last, done, wall0, cpu0, world_size, verbose) -> dict[str, Any]:
     steps = _steps_done(last)
     summary = {
         "chunk_start": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(wall0)),
@@ -240,7 +255,7 @@ def run_pretraining(
         "wall_s": round(time.time() - wall0, 1),
         "cpu_s": round(_cpu_seconds() - cpu0, 1),
         "torch_threads": torch.get_num_threads(),
-        "world_size": trainer.world_size,
+        "world_size": world_size,
         "devices": cfg.devices,
         "strategy": cfg.strategy,
         "checkpoint": str(last),
