@@ -11,7 +11,7 @@ Test windows start every ``--test-stride`` steps (default 8; 1 = all windows).
 
 Runs in chunks and merges into the JSON, e.g.::
 
-    python benchmarks/ett_long_horizon.py --files ETTh1 --horizons 96 --budget-minutes 3
+    python -m benchmarks.ett_long_horizon --files ETTh1 --horizons 96 --budget-minutes 3
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import argparse
 import fcntl
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from benchmarks.common import machine
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -170,27 +171,6 @@ def run_one(name, horizon, datasets, budget_s, seed, workdir, args) -> dict:
         "budget_seconds": budget_s,
         "test_windows": int(len(test)),
         "checkpoint": str(out.trainer.checkpoint_callback.best_model_path),
-    }
-
-
-def machine() -> dict:
-    import torch
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "gpu": bool(torch.cuda.is_available()),
     }
 
 

@@ -23,18 +23,10 @@ import torch
 
 from benchmarks.common import write_results
 from lagllama.evaluation import _markdown_table, backtest, relative_scores, repository_task
+from lagllama.pretraining.corpus import EVAL_DATASETS
 from lagllama.settings import shared_datasets_dir
 
-DATASETS = (
-    "m1_monthly",
-    "m1_quarterly",
-    "m1_yearly",
-    "hospital",
-    "nn5_daily_with_missing",
-    "exchange_rate",
-    "ett_small_1h",
-    "car_parts_without_missing",
-)
+DATASETS = EVAL_DATASETS
 #: The 7 datasets with published zero-shot numbers, and those numbers (aggregate
 #: relative WQL; Chronos paper Benchmark II subset, as quoted in the project issue).
 PUBLISHED_DATASETS = DATASETS[:7]
