@@ -5,7 +5,10 @@
 Each neural model gets the same training budget, ``--cpu-minutes`` of process CPU time
 (measured with ``time.process_time``, so the budget holds on a busy machine too), then all
 models are backtested on the last 48 points of every series with GluonTS metrics (WQL over
-quantiles 0.1..0.9, MASE).
+quantiles 0.1..0.9, MASE). DeepAR is GluonTS's estimator with its defaults; Lag-Llama is a
+2-layer model with an exponential moving average of its weights (``ema_decay``), without
+which the autoregressive forecasts of a short run swing between checkpoints (WQL 0.034 to
+0.174 between steps 1,200 and 1,500 in one run; 0.030 and 0.029 with the average).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -65,16 +68,18 @@ def main() -> None:
         "lag-llama": LagLlamaEstimator(
             prediction_length=h,
             freq=task.freq,
-            context_length=2 * h,
-            n_layer=4,
+            context_length=h,
+            n_layer=2,
             n_head=4,
             n_embd_per_head=16,
-            lr=2e-3,
-            warmup_steps=100,
+            lr=1e-3,
+            warmup_steps=50,
             weight_decay=1e-4,
+            ema_decay=0.995,
             batch_size=64,
             num_batches_per_epoch=100,
-            trainer_kwargs=trainer_kwargs(budget, max_epochs=1000),
+            # cosine decay over 2,000 steps, which fit the budget on 1 thread of this machine
+            trainer_kwargs=trainer_kwargs(budget, max_epochs=20),
         ),
         "deepar": DeepAREstimator(
             prediction_length=h,

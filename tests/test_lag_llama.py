@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import pytest
@@ -279,3 +280,53 @@ def test_autoregressive_sampling_agrees_with_teacher_forcing(
     distr, _, _ = model.window_distribution(**teacher)
     C = model.config.context_length
     torch.testing.assert_close(distr.mean[:, C:], paths, atol=1e-4, rtol=1e-4)
+
+
+def test_ema_weights_are_what_training_returns(tmp_path: Path) -> None:
+    """With a decay close to 1 the average stays where it started, the weights after the first
+    AdamW step (at most ``lr`` from the initialisation per weight), while the same run without
+    EMA moves much further in its 10 steps. The user's callbacks survive ``train`` (GluonTS
+    pops them from ``trainer_kwargs``)."""
+
+    class Count(pl.Callback):
+        def __init__(self) -> None:
+            self.fits = 0
+
+        def on_fit_start(self, *args: object) -> None:
+            self.fits += 1
+
+    def run(ema_decay: float | None, counter: Count) -> tuple[dict, dict]:
+        estimator = LagLlamaEstimator(
+            prediction_length=12,
+            freq="h",
+            batch_size=16,
+            num_batches_per_epoch=10,
+            lr=1e-2,
+            ema_decay=ema_decay,
+            trainer_kwargs={
+                "max_epochs": 1,
+                "default_root_dir": str(tmp_path),
+                "callbacks": [counter],
+                **QUIET,
+            },
+            **TINY,
+        )
+        torch.manual_seed(0)
+        initial = estimator.create_lightning_module().state_dict()
+        torch.manual_seed(0)
+        trained = estimator.train(hourly_dataset()).prediction_net.state_dict()
+        assert estimator.trainer_kwargs["callbacks"] == [counter]
+        return initial, trained
+
+    counter = Count()
+    initial, averaged = run(1.0 - 1e-9, counter)
+    _, plain = run(None, counter)
+    assert counter.fits == 2
+
+    def largest_move(state: dict) -> float:
+        return max((state[n] - v).abs().max().item() for n, v in initial.items())
+
+    assert largest_move(averaged) <= 1.01e-2  # one step of lr 1e-2
+    assert largest_move(plain) > 3e-2
+    with pytest.raises(ValueError, match="ema_decay"):
+        LagLlamaEstimator(prediction_length=12, freq="h", ema_decay=1.5)
