@@ -53,12 +53,13 @@ def load_splits(csv: Path):
 def make_datasets(data, start, borders, horizon: int, val_stride: int, test_stride: int):
     b_train, b_val, b_test = borders
     n_ch = data.shape[1]
-    train = [
-        {"start": start, "target": data[:b_train, c], "item_id": str(c)} for c in range(n_ch)
-    ]
+    train = [{"start": start, "target": data[:b_train, c], "item_id": str(c)} for c in range(n_ch)]
     val = [
-        {"start": start + (t - SEQ_LEN), "target": data[t - SEQ_LEN : t + horizon, c],
-         "item_id": str(c)}
+        {
+            "start": start + (t - SEQ_LEN),
+            "target": data[t - SEQ_LEN : t + horizon, c],
+            "item_id": str(c),
+        }
         for c in range(n_ch)
         for t in range(b_train, b_val - horizon + 1, val_stride)
     ]
@@ -66,34 +67,19 @@ def make_datasets(data, start, borders, horizon: int, val_stride: int, test_stri
     for c in range(n_ch):
         for t in range(b_val, b_test - horizon + 1, test_stride):
             test.append(
-                {"start": start + (t - SEQ_LEN), "target": data[t - SEQ_LEN : t, c], "item_id": str(c)}
+                {
+                    "start": start + (t - SEQ_LEN),
+                    "target": data[t - SEQ_LEN : t, c],
+                    "item_id": str(c),
+                }
             )
             truth.append(data[t : t + horizon, c])
     return train, val, test, np.stack(truth)
 
 
-class CPUTimeBudget:
-    """Stops training once this process has used ``budget_cpu_s`` CPU-seconds since fit start.
-
-    CPU time (all threads of this process) rather than wall-clock time, so that other jobs
-    on a shared machine do not change how much training each model gets.
-    """
-
-    def __new__(cls, budget_cpu_s: float):
-        import lightning.pytorch as pl
-
-        class _Budget(pl.Callback):
-            def on_train_start(self, trainer, pl_module):
-                self.start = time.process_time()
-
-            def on_train_batch_end(self, trainer, pl_module, *args):
-                if time.process_time() - self.start >= budget_cpu_s:
-                    trainer.should_stop = True
-
-        return _Budget()
-
-
 def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir: Path, args):
+    from lagllama.callbacks import CPUTimeBudget
+
     trainer_kwargs = {
         "callbacks": [CPUTimeBudget(budget_s)],
         "max_epochs": 100_000,
@@ -217,8 +203,12 @@ def main() -> None:
     ap.add_argument("--files", nargs="+", default=["ETTh1", "ETTh2"])
     ap.add_argument("--horizons", nargs="+", type=int, default=[96, 192, 336, 720])
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    ap.add_argument("--budget-minutes", type=float, default=3.0,
-                    help="training budget per model in CPU-minutes of this process")
+    ap.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=3.0,
+        help="training budget per model in CPU-minutes of this process",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (run files in parallel)")
     ap.add_argument("--test-stride", type=int, default=8)
     ap.add_argument("--val-stride", type=int, default=144)
@@ -267,11 +257,21 @@ def main() -> None:
             datasets = make_datasets(data, start, borders, h, args.val_stride, args.test_stride)
             for name in args.models:
                 print(f"== {file} H={h} {name} (budget {args.budget_minutes} min)", flush=True)
-                r = run_one(name, h, datasets, args.budget_minutes * 60, args.seed,
-                            args.workdir / file / str(h), args)
+                r = run_one(
+                    name,
+                    h,
+                    datasets,
+                    args.budget_minutes * 60,
+                    args.seed,
+                    args.workdir / file / str(h),
+                    args,
+                )
                 if name == "TimeLLM":
-                    r["config"] = {"llm_layers": args.tl_layers, "num_prototypes": args.tl_prototypes,
-                                   "lr": args.tl_lr}
+                    r["config"] = {
+                        "llm_layers": args.tl_layers,
+                        "num_prototypes": args.tl_prototypes,
+                        "lr": args.tl_lr,
+                    }
                 print(json.dumps({"file": file, "horizon": h, "model": name, **r}), flush=True)
                 # re-read under a lock so that parallel/earlier chunks are merged, then write
                 args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,23 +21,9 @@ import torch
 from gluonts.torch.model.deepar import DeepAREstimator
 
 from benchmarks.common import require_dataset, write_results
+from lagllama.callbacks import CPUTimeBudget
 from lagllama.estimators import LagLlamaEstimator
 from lagllama.evaluation import backtest, repository_task
-
-
-class CPUTimeBudget(pl.Callback):
-    """Stops training once the process has used ``seconds`` of CPU time since fit start."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.start = 0.0
-
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.start = time.process_time()
-
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        if time.process_time() - self.start >= self.seconds:
-            trainer.should_stop = True
 
 
 def trainer_kwargs(cpu_seconds: float, max_epochs: int) -> dict:
