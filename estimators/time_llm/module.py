@@ -13,6 +13,7 @@ from .prompt import DEFAULT_DESCRIPTION, compute_prompt_statistics, format_promp
 from .reprogramming import PatchEmbedding, ReprogrammingLayer, RevIN
 
 HEADS = ("point", "student_t")
+LOSS_SPACES = ("normalized", "data")
 
 
 class TimeLLMConfig(PretrainedConfig):
@@ -49,6 +50,11 @@ class TimeLLMConfig(PretrainedConfig):
         Prompts are truncated to this many tokens.
     head
         ``"point"`` (MSE loss) or ``"student_t"`` (Student-t per step, NLL).
+    loss_space
+        Where the loss is taken: ``"normalized"`` (default; RevIN space, scale-free, so
+        series of any scale weigh alike) or ``"data"`` (after de-normalising, as the
+        official code does on globally standardised benchmarks: MSE then weighs every
+        window by its own variance, as the evaluation does, instead of by ``1/scale**2``).
     num_parallel_samples
         Sample paths drawn per series by the probabilistic head.
     dropout
@@ -74,12 +80,15 @@ class TimeLLMConfig(PretrainedConfig):
         top_k_lags: int = 5,
         max_prompt_length: int = 256,
         head: str = "student_t",
+        loss_space: str = "normalized",
         num_parallel_samples: int = 100,
         dropout: float = 0.1,
         **kwargs,
     ) -> None:
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if loss_space not in LOSS_SPACES:
+            raise ValueError(f"loss_space must be one of {LOSS_SPACES}, got {loss_space!r}")
         self.prediction_length = prediction_length
         self.context_length = context_length
         self.backbone = backbone
@@ -95,6 +104,7 @@ class TimeLLMConfig(PretrainedConfig):
         self.top_k_lags = top_k_lags
         self.max_prompt_length = max_prompt_length
         self.head = head
+        self.loss_space = loss_space
         self.num_parallel_samples = num_parallel_samples
         self.dropout = dropout
         super().__init__(**kwargs)
@@ -182,9 +192,7 @@ class TimeLLMModel(nn.Module):
         """Backbone hidden states of the patch positions, ``(B, N, d_ff)``."""
         prompt_embeds = self.backbone.embed_tokens(prompt_ids).to(patch_embeds.dtype)
         inputs = torch.cat([prompt_embeds, patch_embeds], dim=1)
-        mask = torch.cat(
-            [prompt_mask, prompt_mask.new_ones(patch_embeds.shape[:2])], dim=1
-        )
+        mask = torch.cat([prompt_mask, prompt_mask.new_ones(patch_embeds.shape[:2])], dim=1)
         hidden = self.backbone(inputs, mask)
         return hidden[:, -patch_embeds.shape[1] :, : self.config.d_ff]
 
@@ -225,7 +233,7 @@ class TimeLLMModel(nn.Module):
         future_target: torch.Tensor,
         future_observed_values: torch.Tensor,
     ) -> torch.Tensor:
-        """Per-series loss (MSE or Student-t NLL) in the RevIN-normalised space."""
+        """Per-series loss (MSE or Student-t NLL) in the space ``config.loss_space`` names."""
         out, loc, scale = self._head(past_target, past_observed_values)
         target = (future_target.to(out.dtype) - loc) / scale
         weights = future_observed_values.to(out.dtype)
@@ -236,4 +244,6 @@ class TimeLLMModel(nn.Module):
                 self.distr_output.domain_map(*out.unsqueeze(-1).unbind(1))
             )
             per_step = -distr.log_prob(target)
+        if self.config.loss_space == "data":  # y = loc + scale * target
+            per_step = per_step * scale**2 if self.distr_output is None else per_step + scale.log()
         return (per_step * weights).sum(-1) / weights.sum(-1).clamp_min(1.0)

@@ -38,7 +38,9 @@ class PatchEmbedding(nn.Module):
         self.value_embedding = nn.Conv1d(
             patch_len, d_model, kernel_size=3, padding=1, padding_mode="circular", bias=False
         )
-        nn.init.kaiming_normal_(self.value_embedding.weight, mode="fan_in", nonlinearity="leaky_relu")
+        nn.init.kaiming_normal_(
+            self.value_embedding.weight, mode="fan_in", nonlinearity="leaky_relu"
+        )
         self.dropout = nn.Dropout(dropout)
 
     @staticmethod
@@ -95,8 +97,14 @@ class ReprogrammingLayer(nn.Module):
         return super().train(mode)
 
     def _cache_key(self, word_embeddings: torch.Tensor) -> tuple:
-        params = [self.mapping.weight, self.mapping.bias, self.key_projection.weight,
-                  self.key_projection.bias, self.value_projection.weight, self.value_projection.bias]
+        params = [
+            self.mapping.weight,
+            self.mapping.bias,
+            self.key_projection.weight,
+            self.key_projection.bias,
+            self.value_projection.weight,
+            self.value_projection.bias,
+        ]
         return (
             word_embeddings.data_ptr(),
             word_embeddings.dtype,

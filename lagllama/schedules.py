@@ -1,0 +1,23 @@
+"""Run length of a Lightning fit over GluonTS's unsized batch streams, for lr schedules."""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+
+
+def planned_steps(trainer: pl.Trainer, num_batches_per_epoch: int | None) -> float:
+    """Optimiser steps of the fit: ``max_steps`` or ``max_epochs * num_batches_per_epoch``.
+
+    The shorter of the two; ``inf`` when neither is finite. Lightning's own
+    ``estimated_stepping_batches`` is infinite for GluonTS training streams (they have no
+    length), which would silently keep a decaying schedule at its peak for the whole run.
+    """
+    if num_batches_per_epoch is None:
+        return float(trainer.estimated_stepping_batches)
+    total = trainer.max_steps if trainer.max_steps > 0 else math.inf
+    if trainer.max_epochs is not None and trainer.max_epochs > 0:
+        epoch_steps = trainer.max_epochs * num_batches_per_epoch
+        total = min(total, epoch_steps // trainer.accumulate_grad_batches)
+    return total
