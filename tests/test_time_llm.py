@@ -356,3 +356,12 @@ def test_data_space_loss_is_the_loss_of_the_denormalised_forecast(tiny_llama, he
             expected = -distr.log_prob(b["future_target"]).mean(-1)
         assert not torch.allclose(normalized.loss(**b), expected)
     torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"head": "quantile"}, {"loss_space": "log"}, {"lr_schedule": "cosine"}]
+)
+def test_estimator_rejects_unknown_options_when_built(bad):
+    (name,) = bad
+    with pytest.raises(ValueError, match=name):
+        TimeLLMEstimator(prediction_length=PRED, context_length=CTX, **bad)

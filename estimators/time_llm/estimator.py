@@ -27,7 +27,8 @@ from gluonts.transform import (
 )
 
 from .backbone import MINILM_ALIAS
-from .lightning_module import TimeLLMLightningModule
+from .lightning_module import LR_SCHEDULES, TimeLLMLightningModule
+from .module import TimeLLMConfig
 from .prompt import DEFAULT_DESCRIPTION
 
 PREDICTION_INPUT_NAMES = ["past_target", "past_observed_values"]
@@ -125,6 +126,9 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
             "num_parallel_samples": num_parallel_samples,
             "dropout": dropout,
         }
+        TimeLLMConfig(**self.model_kwargs)  # bad head / loss_space fail here, not at train
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
         self.lr = lr
         self.weight_decay = weight_decay
         self.lr_schedule = lr_schedule
