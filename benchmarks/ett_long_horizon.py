@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import machine
+from lagllama.estimators.time_llm.lightning_module import LR_SCHEDULES
+from lagllama.estimators.time_llm.module import LOSS_SPACES
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -258,7 +260,7 @@ def main() -> None:
     ap.add_argument(
         "--tl-loss-space",
         default="data",
-        choices=["data", "normalized"],
+        choices=LOSS_SPACES,
         help="Time-LLM: MSE on the standardised data (official code) or in RevIN space",
     )
     ap.add_argument(
@@ -270,7 +272,7 @@ def main() -> None:
     ap.add_argument(
         "--tl-schedule",
         default="onecycle",
-        choices=["onecycle", "constant"],
+        choices=LR_SCHEDULES,
         help="Time-LLM: lr schedule",
     )
     ap.add_argument(

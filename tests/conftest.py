@@ -1,9 +1,10 @@
-"""Shared fixtures: the real-data folder (skipped cleanly when absent) and seeding."""
+"""Shared fixtures: the real-data folder (skipped cleanly when absent), seeding, lr traces."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -24,3 +25,18 @@ def shared_datasets() -> Path:
 def _seed() -> None:
     torch.manual_seed(0)
     np.random.seed(0)  # noqa: NPY002 - GluonTS samplers draw from the global RNG
+
+
+class LearningRateTrace(pl.Callback):
+    """Records the first parameter group's learning rate before every training batch."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+@pytest.fixture
+def lr_trace() -> LearningRateTrace:
+    return LearningRateTrace()

@@ -333,25 +333,25 @@ def test_ema_weights_are_what_training_returns(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("limit", [{"max_epochs": 2}, {"max_epochs": 100, "max_steps": 10}])
-def test_cosine_schedule_spans_the_run(tmp_path: Path, limit: dict) -> None:
+def test_cosine_schedule_spans_the_run(tmp_path: Path, limit: dict, lr_trace) -> None:
     """The decay runs over max_epochs x batches per epoch (or max_steps), which Lightning
     cannot infer from GluonTS's unsized training stream."""
-    lrs: list[float] = []
-
-    class RecordLR(pl.Callback):
-        def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
-            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
-
     estimator = LagLlamaEstimator(
         prediction_length=12,
         freq="h",
         lr=1e-3,
         batch_size=8,
         num_batches_per_epoch=5,
-        trainer_kwargs={**limit, "callbacks": [RecordLR()], "default_root_dir": str(tmp_path), **QUIET},
+        trainer_kwargs={
+            **limit,
+            "callbacks": [lr_trace],
+            "default_root_dir": str(tmp_path),
+            **QUIET,
+        },
         **TINY,
     )
     estimator.train(hourly_dataset())
+    lrs = lr_trace.lrs
     assert len(lrs) == 10
     assert lrs[0] == pytest.approx(1e-3)
     assert all(a > b for a, b in zip(lrs, lrs[1:]))

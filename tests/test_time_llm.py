@@ -28,38 +28,48 @@ CTX, PRED = 64, 8
 SMALL = {"d_model": 8, "n_heads": 2, "d_ff": 8, "num_prototypes": 16, "max_prompt_length": 128}
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory) -> str:
-    """A random 2-layer LLaMA saved with the MiniLM tokenizer (same vocabulary size)."""
-    path = tmp_path_factory.mktemp("tiny_llama")
+def _save_tiny_backbone(tmp_path_factory, name: str, build) -> str:
+    """Save ``build(vocab_size)`` (a random model) with the MiniLM tokenizer; return its path."""
+    path = tmp_path_factory.mktemp(name)
     tok = transformers.AutoTokenizer.from_pretrained(gt_minilm.get_model_path())
     tok.save_pretrained(path)
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    transformers.LlamaModel(config).save_pretrained(path)
+    build(len(tok)).save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> str:
+    """A random 2-layer LLaMA (RoPE positions)."""
+    return _save_tiny_backbone(
+        tmp_path_factory,
+        "tiny_llama",
+        lambda vocab: transformers.LlamaModel(
+            transformers.LlamaConfig(
+                vocab_size=vocab,
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                num_key_value_heads=2,
+                intermediate_size=64,
+                max_position_embeddings=512,
+            )
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory) -> str:
-    """A random 2-layer GPT-2 (learned absolute positions) with the MiniLM tokenizer."""
-    path = tmp_path_factory.mktemp("tiny_gpt2")
-    tok = transformers.AutoTokenizer.from_pretrained(gt_minilm.get_model_path())
-    tok.save_pretrained(path)
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=512
+    """A random 2-layer GPT-2 (learned absolute positions)."""
+    return _save_tiny_backbone(
+        tmp_path_factory,
+        "tiny_gpt2",
+        lambda vocab: transformers.GPT2Model(
+            transformers.GPT2Config(
+                vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=512
+            )
+        ),
     )
-    transformers.GPT2Model(config).save_pretrained(path)
-    return str(path)
 
 
 @pytest.fixture(params=["llama", "gpt2", "minilm"])
@@ -302,20 +312,13 @@ def test_truncated_backbone_loads_quietly_and_flags_missing_weights(
 
 
 @pytest.mark.parametrize("schedule", ["onecycle", "constant"])
-def test_lr_schedule(tiny_llama, tmp_path, schedule):
-    import lightning.pytorch as pl
-
-    lrs: list[float] = []
-
-    class RecordLR(pl.Callback):
-        def on_train_batch_start(self, trainer, *args):
-            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
-
+def test_lr_schedule(tiny_llama, tmp_path, schedule, lr_trace):
     est = _estimator(tiny_llama, "point", tmp_path)
     est.lr, est.lr_schedule = 1e-2, schedule
     est.num_batches_per_epoch = 10
-    est.trainer_kwargs["callbacks"] = [RecordLR()]
+    est.trainer_kwargs["callbacks"] = [lr_trace]
     est.train(_dataset())
+    lrs = lr_trace.lrs
     assert len(lrs) == 10
     if schedule == "constant":
         assert lrs == [1e-2] * 10
