@@ -58,11 +58,13 @@ def lag_llama_lags() -> list[int]:
 
 
 def resolve_lags(lags_seq: Sequence[int] | str | None, freq: str | None) -> list[int]:
-    """Lags from an explicit list, the name ``"lag-llama"``, or (None) the data's frequency."""
+    """Lags from an explicit list, the name ``"lag-llama"``, or (None) the data's frequency.
+
+    With neither ``lags_seq`` nor ``freq`` the frequency-independent ``"lag-llama"`` set is
+    used, as in the official Lag-Llama estimator (which has no ``freq`` argument).
+    """
     if lags_seq is None:
-        if freq is None:
-            raise ValueError("give either `freq` or an explicit `lags_seq`")
-        return lags_for_frequency(freq)
+        return lag_llama_lags() if freq is None else lags_for_frequency(freq)
     if isinstance(lags_seq, str):
         if lags_seq != "lag-llama":
             raise ValueError(f"unknown lag set {lags_seq!r}; use 'lag-llama' or a list of ints")

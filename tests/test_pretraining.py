@@ -96,6 +96,11 @@ def test_corpus_reads_every_pretraining_source():
     assert {"h", "M", "D"} <= freqs and len(freqs) >= 5
     unknown = [e for e in corpus["corpus/nngc1"] if e["start"].freqstr == "D"]
     assert unknown  # freq null -> default freq with the fixed start
+    # tsibbledata carries real start dates: World Bank yearly series begin in 1960 or later
+    gdp = [e for e in corpus["corpus/tsibbledata"] if e["item_id"].endswith(":GDP")]
+    assert len(gdp) > 200 and all(e["start"].freqstr == "Y-DEC" for e in gdp)
+    assert {e["start"].year for e in gdp} <= set(range(1960, 2018))
+    assert "corpus/nn3" not in corpus  # M3 test windows: never pretrain on them
 
 
 def test_jsonl_missing_values_and_unknown_freq(tmp_path: Path):
@@ -103,11 +108,16 @@ def test_jsonl_missing_values_and_unknown_freq(tmp_path: Path):
     rows = [
         {"item_id": "a", "target": [1.0, None, 3.0], "frequency": 12, "freq": "M"},
         {"item_id": "b", "target": [1.0, 2.0], "frequency": 1, "freq": None},
+        {"item_id": "c", "target": [5.0, 6.0], "freq": "Q", "start": "1991-07-01 00:00:00"},
+        {"item_id": "d", "target": [5.0, 6.0], "freq": "Y", "start": "1960"},
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    a, b = read_jsonl(path, prefix="toy")
+    a, b, c, d = read_jsonl(path, prefix="toy")
     assert np.isnan(a["target"][1]) and a["start"].freqstr == "M" and a["item_id"] == "toy:a"
     assert b["start"] == pd.Period("2000-01-01", "D")
+    assert c["start"] == pd.Period("1991Q3", "Q") and d["start"] == pd.Period("1960", "Y")
+    with pytest.raises(ValueError, match="'e'.*start"):
+        make_entry([1.0], "M", "e", start="not a date")
 
 
 # ------------------------------------------------------------- synthetic data
@@ -212,9 +222,9 @@ def test_pretrain_cli_checkpoints_and_resumes(tmp_path: Path, capsys):
 
 def test_pretrain_config_toml_and_errors(tmp_path: Path):
     path = tmp_path / "c.toml"
-    path.write_text('steps = 7\n[sources]\nsynthetic = 1.0\n"corpus/nn3" = 0.5\n')
+    path.write_text('steps = 7\n[sources]\nsynthetic = 1.0\n"corpus/tsibbledata" = 0.5\n')
     cfg = PretrainConfig.load(path)
-    assert cfg.steps == 7 and cfg.sources == {"synthetic": 1.0, "corpus/nn3": 0.5}
+    assert cfg.steps == 7 and cfg.sources == {"synthetic": 1.0, "corpus/tsibbledata": 0.5}
     path.write_text("stepz = 7\n")
     with pytest.raises(ValueError, match="unknown pretraining config keys"):
         PretrainConfig.load(path)

@@ -90,7 +90,9 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
     """Lag-Llama (Rasul et al., 2023) as a GluonTS estimator.
 
     ``freq`` selects GluonTS's lags for the data; ``lags_seq="lag-llama"`` uses the
-    frequency-independent union of the paper. ``context_length=None`` uses
+    frequency-independent union of the paper, and so does giving neither (as the official
+    estimator, which has no ``freq``, does); calendar features always come from each
+    series' own ``start`` period, so one model serves every frequency. ``context_length=None`` uses
     ``max(32, prediction_length)``. Series shorter than ``context_length + max(lags)`` are
     padded and masked, never dropped. ``trainer_kwargs`` go to ``lightning.Trainer``.
 
