@@ -174,8 +174,13 @@ def export_checkpoint(
     directory: str | Path,
     name: str = DEFAULT_NAME,
     extra: dict[str, Any] | None = None,
+    steps: int | None = None,
 ) -> list[Path]:
-    """Write ``NAME.safetensors`` and ``NAME.json`` (with SHA-256) from a Lightning checkpoint."""
+    """Write ``NAME.safetensors`` and ``NAME.json`` (with SHA-256) from a Lightning checkpoint.
+
+    ``steps`` overrides the checkpoint's step count (a run restarted from a snapshot counts
+    from the snapshot's step). Both files are written to temporary names and then renamed.
+    """
     from safetensors.torch import save_file
 
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -184,9 +189,10 @@ def export_checkpoint(
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / f"{name}.safetensors"
-    save_file(state, str(weights), metadata={"format": "pt", "name": name})
+    tmp_weights = folder / f".{name}.safetensors.tmp"
+    save_file(state, str(tmp_weights), metadata={"format": "pt", "name": name})
     training = {
-        "steps": int(ckpt.get("global_step", 0)),
+        "steps": int(ckpt.get("global_step", 0)) if steps is None else int(steps),
         "parameters": int(sum(v.numel() for v in state.values())),
         **{
             k: hparams[k]
@@ -201,10 +207,13 @@ def export_checkpoint(
         "name": name,
         "format": "safetensors state_dict of lagllama.estimators.lag_llama.LagLlamaLightningModule",
         "model_kwargs": portable_model_kwargs(hparams["model_kwargs"]),
-        "sha256": sha256_file(weights),
+        "sha256": sha256_file(tmp_weights),
         "training": training,
         **(extra or {}),
     }
     config = folder / f"{name}.json"
-    config.write_text(json.dumps(card, indent=2) + "\n")
+    tmp_config = folder / f".{name}.json.tmp"
+    tmp_config.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp_weights, weights)
+    os.replace(tmp_config, config)
     return [weights, config]

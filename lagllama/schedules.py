@@ -21,3 +21,14 @@ def planned_steps(trainer: pl.Trainer, num_batches_per_epoch: int | None) -> flo
         epoch_steps = trainer.max_epochs * num_batches_per_epoch
         total = min(total, epoch_steps // trainer.accumulate_grad_batches)
     return total
+
+
+def warmup_cosine(step: int, warmup: int, total: float, floor: float = 0.1) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay from 1 to
+    ``floor`` at step ``total`` (constant 1 after warm-up when ``total`` is unknown)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if not math.isfinite(total) or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))

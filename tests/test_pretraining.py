@@ -3,6 +3,7 @@ chunked/resumable training (also DDP with 2 CPU processes) and the shipped check
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import shutil
@@ -179,6 +180,78 @@ def test_mixture_seeds_differ_by_offset():
     assert draws(0) != draws(10)  # a resumed run draws new windows
 
 
+def test_mixture_refresh_makes_new_series_and_keeps_callers_pool():
+    pool = [make_entry(np.zeros(50), "D", f"old{i}") for i in range(5)]
+    made = []
+
+    def maker(rng: np.random.Generator) -> dict:
+        made.append(f"new{len(made)}")
+        return make_entry(rng.normal(size=60), "M", made[-1])
+
+    mixture = PretrainingMixture(
+        {"pool": pool}, 100, 5, refresh={"pool": (maker, 0.5)}, seed=0, min_past=1
+    )
+    it = iter(mixture)
+    ids = [next(it)["item_id"] for _ in range(400)]
+    assert 120 < len(made) < 280  # about half the draws are new series
+    assert set(made) <= set(ids)  # every new series is used as it is made
+    assert all(e["item_id"].startswith("old") for e in pool)  # the caller's list untouched
+    assert all(e["item_id"].startswith("new") for e in mixture.corpus["pool"])  # replaced
+
+
+def test_tsmixup_is_a_scaled_convex_combination_of_one_frequency():
+    from lagllama.pretraining.mixup import TSMixup
+
+    rng = np.random.default_rng(0)
+    monthly = [make_entry(rng.uniform(1, 5, 120) * 10**i, "M", f"m{i}") for i in range(4)]
+    hourly = [make_entry(rng.normal(size=500), "h", "h0")]
+    mix = TSMixup({"a": monthly, "b": hourly}, max_components=3, length_range=(40, 60))
+    by_id = {e["item_id"]: e for e in monthly + hourly}
+    seen_k = set()
+    for _ in range(60):
+        entry = mix(rng)
+        parts = entry["item_id"].removeprefix("tsmixup:").split("+")
+        seen_k.add(len(parts))
+        freqs = {by_id[p]["start"].freqstr for p in parts}
+        assert len(freqs) == 1 and entry["start"].freqstr in freqs  # never mixes frequencies
+        assert 40 <= len(entry["target"]) <= 60 and np.isfinite(entry["target"]).all()
+        if freqs == {"M"}:
+            # every monthly part is in [1, 5] * 10**i: scaled by its mean |x| each part lies
+            # in [1/5, 5], and so does any convex combination of them, whatever the scales
+            assert 0.19 < entry["target"].min() and entry["target"].max() < 5.01
+    assert seen_k == {1, 2, 3}
+    single = TSMixup({"a": monthly[:1]}, max_components=1, length_range=(120, 120))(rng)
+    target = monthly[0]["target"]
+    np.testing.assert_allclose(single["target"], target / np.abs(target).mean(), rtol=1e-5)
+    assert single["start"] == monthly[0]["start"]
+
+
+def test_holdout_split_is_by_whole_series_and_stable():
+    from lagllama.pretraining.corpus import split_holdout
+
+    corpus = {
+        "real": [make_entry(np.arange(10.0), "D", f"s{i}") for i in range(2000)],
+        "synthetic": [make_entry(np.arange(10.0), "D", f"x{i}") for i in range(50)],
+    }
+    train, held = split_holdout(corpus, 0.05)
+    ids = {e["item_id"] for e in held["real"]}
+    assert 60 < len(ids) < 140 and "synthetic" not in held
+    assert not ids & {e["item_id"] for e in train["real"]}
+    assert len(train["real"]) + len(ids) == 2000 and len(train["synthetic"]) == 50
+    shuffled = {"real": corpus["real"][::-1]}
+    assert {e["item_id"] for e in split_holdout(shuffled, 0.05)[1]["real"]} == ids
+
+
+def test_schedule_offset_continues_the_cosine_after_a_rewarmup():
+    from lagllama.schedules import warmup_cosine
+
+    assert warmup_cosine(0, 10, 100) == 0.1 and warmup_cosine(10, 10, 100) == 1.0
+    assert warmup_cosine(100, 10, 100) == pytest.approx(0.1)
+    assert warmup_cosine(55, 10, float("inf")) == 1.0
+    values = [warmup_cosine(s, 10, 100) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))  # decays monotonically
+
+
 # ---------------------------------------------------------------- training
 def _tiny_config(tmp_path: Path, **changes) -> PretrainConfig:
     values = {
@@ -218,6 +291,65 @@ def test_pretrain_cli_checkpoints_and_resumes(tmp_path: Path, capsys):
     assert card["training"]["steps"] == 4
     assert main(["pretrain", "--config", str(path)]) == 0  # finished: nothing to do
     assert "already finished" in capsys.readouterr().out
+
+
+def test_snapshot_restart_on_a_new_machine_continues_the_run(tmp_path: Path):
+    """A snapshot after every chunk; with the run folder gone, the run restarts from the
+    snapshot's weights and step, and its schedule continues rather than restarting."""
+    import torch
+
+    from lagllama.pretrained import load_pretrained
+    from lagllama.pretraining.train import run_pretraining
+
+    snapshots = tmp_path / "snapshots"
+    cfg = _tiny_config(
+        tmp_path, steps=8, warmup_steps=2, snapshot_dir=str(snapshots), rewarmup_steps=2
+    )
+    first = run_pretraining(cfg, verbose=False, stop_at_step=4)
+    assert first["steps"] == 4 and not first["finished"] and first["snapshot"]
+    card, weights = load_pretrained(cfg.name, snapshots)
+    assert card["training"]["steps"] == 4 and card["chunks"][0]["steps"] == 4
+    shutil.rmtree(cfg.output_dir)  # a new machine: the run folder is lost
+
+    # lr 0 in the second chunk: its weights stay exactly the ones it started from
+    second = run_pretraining(dataclasses.replace(cfg, lr=0.0), verbose=False)
+    assert second["steps_before"] == 4 and second["steps"] == 8 and second["finished"]
+    card, _ = load_pretrained(cfg.name, snapshots)
+    assert card["training"]["steps"] == 8 and len(card["chunks"]) == 2
+    ckpt = torch.load(Path(cfg.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    hp = ckpt["hyper_parameters"]
+    assert hp["schedule_offset"] == 4 and hp["rewarmup_steps"] == 2
+    assert ckpt["global_step"] == 4  # Lightning counted the 4 new steps only
+    assert set(weights) == set(ckpt["state_dict"])
+    for key, value in weights.items():  # started from the snapshot, not from scratch
+        assert torch.equal(value, ckpt["state_dict"][key]), key
+
+
+def test_pretrain_validation_loss_on_held_out_series(tmp_path: Path):
+    from lagllama.pretraining.train import run_pretraining
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = np.random.default_rng(0)
+    rows = [
+        {"item_id": f"r{i}", "target": list(rng.normal(size=80)), "freq": "M"} for i in range(60)
+    ]
+    (corpus / "toy.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = _tiny_config(
+        tmp_path,
+        data_dir=str(tmp_path),
+        sources={"synthetic": 1.0, "corpus/toy": 1.0, "tsmixup": 1.0},
+        synthetic_refresh=0.5,
+        validation_share=0.2,
+        validation_windows=10,
+        val_every_steps=2,
+        steps=4,
+    )
+    summary = run_pretraining(cfg, verbose=False)
+    assert summary["finished"]
+    metrics = pd.read_csv(next((Path(cfg.output_dir) / "logs").rglob("metrics.csv")))
+    val = metrics["val_loss"].dropna()
+    assert len(val) == 2 and np.isfinite(val).all()
 
 
 def test_pretrain_config_toml_and_errors(tmp_path: Path):

@@ -10,7 +10,7 @@ from gluonts.core.component import validated
 from lagllama.augmentation import AugmentationConfig, augment
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.estimators.lag_llama.module import LagLlamaModel
-from lagllama.schedules import planned_steps
+from lagllama.schedules import planned_steps, warmup_cosine
 
 
 class LagLlamaLightningModule(pl.LightningModule):
@@ -18,6 +18,9 @@ class LagLlamaLightningModule(pl.LightningModule):
 
     ``model_kwargs`` holds the :class:`LagLlamaConfig` fields as plain values, so checkpoints
     carry the architecture and load with ``torch.load(weights_only=True)``.
+
+    ``schedule_offset`` continues a warm-up + cosine schedule from that step (a run resumed
+    from weights only, with a fresh optimiser), with ``rewarmup_steps`` of linear warm-up.
     """
 
     @validated()
@@ -31,6 +34,8 @@ class LagLlamaLightningModule(pl.LightningModule):
         num_parallel_samples: int = 100,
         use_kv_cache: bool = True,
         num_batches_per_epoch: int | None = None,
+        schedule_offset: int = 0,
+        rewarmup_steps: int = 0,
     ) -> None:
         super().__init__()
         self.config = LagLlamaConfig.from_dict(model_kwargs)
@@ -42,6 +47,8 @@ class LagLlamaLightningModule(pl.LightningModule):
         self.num_parallel_samples = num_parallel_samples
         self.use_kv_cache = use_kv_cache
         self.num_batches_per_epoch = num_batches_per_epoch
+        self.schedule_offset = schedule_offset
+        self.rewarmup_steps = rewarmup_steps
         self.save_hyperparameters(
             {
                 "model_kwargs": self.config.to_dict(),
@@ -52,6 +59,8 @@ class LagLlamaLightningModule(pl.LightningModule):
                 "num_parallel_samples": num_parallel_samples,
                 "use_kv_cache": use_kv_cache,
                 "num_batches_per_epoch": num_batches_per_epoch,
+                "schedule_offset": schedule_offset,
+                "rewarmup_steps": rewarmup_steps,
             }
         )
 
@@ -110,15 +119,11 @@ class LagLlamaLightningModule(pl.LightningModule):
             if self._trainer is not None
             else math.inf
         )
-        warmup = self.warmup_steps
+        offset, rewarmup = self.schedule_offset, self.rewarmup_steps
 
         def factor(step: int) -> float:
-            if warmup and step < warmup:
-                return (step + 1) / warmup
-            if not math.isfinite(total) or total <= warmup:
-                return 1.0
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+            ramp = min(1.0, (step + 1) / rewarmup) if rewarmup else 1.0
+            return ramp * warmup_cosine(step + offset, self.warmup_steps, total + offset)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {

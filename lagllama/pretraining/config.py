@@ -30,7 +30,8 @@ class PretrainConfig:
     distr_output: str = "student_t"
     observed_lag_features: bool = True
     time_features: bool = True
-    # data mix: {source: weight}; see lagllama.pretraining.corpus for source names
+    # data mix: {source: weight}; see lagllama.pretraining.corpus for source names, plus
+    # "tsmixup" (convex combinations of real series, lagllama.pretraining.mixup)
     data_dir: str | None = None
     sources: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(PRETRAINING_SOURCES, 1.0)
@@ -39,7 +40,15 @@ class PretrainConfig:
     synthetic_series: int = 2000
     min_past: int = 8
     short_history_prob: float = 0.2
+    # probability that a draw from the synthetic pool is a new series (replacing one)
+    synthetic_refresh: float = 0.0
+    tsmixup_max_components: int = 3
+    tsmixup_alpha: float = 1.5
     augmentation: dict[str, float] = field(default_factory=dict)
+    # validation: whole real series held out (by item_id hash), scored every val_every_steps
+    validation_share: float = 0.0
+    validation_windows: int = 512
+    val_every_steps: int = 500
     # optimisation
     steps: int = 10000
     batch_size: int = 64
@@ -50,6 +59,11 @@ class PretrainConfig:
     steps_per_epoch: int = 100
     # time chunks and hardware (Lightning)
     chunk_minutes: float = 45.0
+    # a weights-only snapshot is exported here after every chunk (commit it); a run with no
+    # checkpoint in output_dir starts from the snapshot's weights and step, with a fresh
+    # optimiser and rewarmup_steps of linear warm-up into the schedule
+    snapshot_dir: str | None = None
+    rewarmup_steps: int = 100
     accelerator: str = "cpu"
     devices: int | str = 1
     num_nodes: int = 1
@@ -61,6 +75,10 @@ class PretrainConfig:
             check_not_eval(name)
         if self.steps < 1 or self.batch_size < 1 or self.steps_per_epoch < 1:
             raise ValueError("steps, batch_size and steps_per_epoch must be >= 1")
+        if self.val_every_steps % self.steps_per_epoch:
+            raise ValueError("val_every_steps must be a multiple of steps_per_epoch")
+        if not 0.0 <= self.synthetic_refresh <= 1.0:
+            raise ValueError(f"synthetic_refresh must be in [0, 1], got {self.synthetic_refresh}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PretrainConfig:

@@ -199,6 +199,29 @@ def build_corpus(
     return corpus
 
 
+def split_holdout(
+    corpus: dict[str, list[dict]], share: float, exclude: Iterable[str] = ("synthetic",)
+) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """``(train, held_out)``: about ``share`` of each source's series, whole, held out for a
+    validation loss. Chosen by a hash of the ``item_id``, so the split does not depend on
+    the seed, the order or the other sources; sources in ``exclude`` are never held out."""
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"validation share must be in [0, 1), got {share}")
+    train, held_out = {}, {}
+    for name, entries in corpus.items():
+        if name in exclude or share == 0.0:
+            train[name] = entries
+            continue
+        keep, out = [], []
+        for entry in entries:
+            digest = hashlib.sha256(str(entry["item_id"]).encode()).digest()
+            (out if int.from_bytes(digest[:8], "big") / 2**64 < share else keep).append(entry)
+        train[name] = keep
+        if out:
+            held_out[name] = out
+    return train, held_out
+
+
 def _window_keys(values: np.ndarray, k: int) -> np.ndarray:
     """A uint64 key of every length-``k`` window (float32 bit patterns, polynomial hash)."""
     bits = np.asarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)

@@ -12,9 +12,12 @@ long series to a few points, so the model learns the heavily padded case (e.g. y
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
+
+#: Makes one new GluonTS entry from a random generator (synthetic series, TSMixup).
+EntryMaker = Callable[[np.random.Generator], dict]
 
 
 def _rank() -> int:
@@ -40,6 +43,11 @@ class PretrainingMixture:
     ``freq_weights.get(freq, 1)`` (frequency keys are pandas strings such as ``"M"``, ``"h"``).
     Iteration is seeded by ``(seed, distributed rank, offset)``, so every DDP process draws
     different windows and a resumed run (``offset`` = steps done) does not replay old ones.
+
+    ``makers`` are sources without a pool, whose every entry is made on demand (TSMixup).
+    ``refresh`` maps a pooled source to ``(maker, p)``: each draw from it is, with
+    probability ``p``, a newly made entry that also replaces a random member of the pool,
+    so a run sees far more distinct series than the pool holds (slow synthetic generators).
     """
 
     def __init__(
@@ -54,20 +62,32 @@ class PretrainingMixture:
         short_history_range: tuple[int, int] = (8, 64),
         seed: int = 0,
         offset: int = 0,
+        makers: Mapping[str, EntryMaker] | None = None,
+        refresh: Mapping[str, tuple[EntryMaker, float]] | None = None,
     ) -> None:
+        self.makers = dict(makers or {})
         self.sources = [name for name, entries in corpus.items() if entries]
+        self.sources += [name for name in self.makers if name not in self.sources]
         if not self.sources:
             raise ValueError("empty pretraining corpus")
-        unknown = sorted(set(source_weights or {}) - set(corpus))
+        unknown = sorted(set(source_weights or {}) - set(self.sources))
         if unknown:
             raise ValueError(f"weights given for sources not in the corpus: {unknown}")
-        self.corpus = {name: corpus[name] for name in self.sources}
+        self.refresh = dict(refresh or {})
+        unknown = sorted(set(self.refresh) - set(corpus))
+        if unknown:
+            raise ValueError(f"refresh given for sources without a pool: {unknown}")
+        # copies: refreshing replaces pool members, never the caller's lists
+        self.corpus = {name: list(corpus.get(name, [])) for name in self.sources}
         weights = np.array([(source_weights or {}).get(n, 1.0) for n in self.sources], float)
         if (weights < 0).any() or weights.sum() <= 0:
             raise ValueError(f"source weights must be >= 0 and not all 0: {source_weights}")
         self.source_p = weights / weights.sum()
         self.series_p = []
         for name in self.sources:
+            if name in self.makers:
+                self.series_p.append(None)
+                continue
             w = np.array(
                 [(freq_weights or {}).get(entry_freq(e), 1.0) for e in self.corpus[name]], float
             )
@@ -102,10 +122,22 @@ class PretrainingMixture:
             "item_id": entry["item_id"],
         }
 
+    def draw(self, rng: np.random.Generator) -> dict:
+        """One entry: pick a source, then a series of it (made anew where configured)."""
+        s = rng.choice(len(self.sources), p=self.source_p)
+        name = self.sources[s]
+        if name in self.makers:
+            return self.makers[name](rng)
+        entries = self.corpus[name]
+        if name in self.refresh:
+            maker, p = self.refresh[name]
+            if rng.random() < p:
+                entry = maker(rng)
+                entries[int(rng.integers(len(entries)))] = entry
+                return entry
+        return entries[rng.choice(len(entries), p=self.series_p[s])]
+
     def __iter__(self) -> Iterator[dict]:
         rng = np.random.default_rng([self.seed, _rank(), self.offset])
         while True:
-            s = rng.choice(len(self.sources), p=self.source_p)
-            entries = self.corpus[self.sources[s]]
-            entry = entries[rng.choice(len(entries), p=self.series_p[s])]
-            yield self.window(entry, rng)
+            yield self.window(self.draw(rng), rng)

@@ -219,6 +219,35 @@ def generate_series(
     return y.astype(np.float32)
 
 
+class SeriesSampler:
+    """Draws synthetic entries ``{"target", "freq", "item_id"}``: a frequency and a family by
+    weight, then a length log-uniform in ``[min_length, max_length]`` (short series common)."""
+
+    def __init__(
+        self,
+        min_length: int = 32,
+        max_length: int = 1024,
+        freq_weights: dict[str, float] | None = None,
+        kind_weights: dict[str, float] | None = None,
+    ) -> None:
+        fw = freq_weights or DEFAULT_FREQ_WEIGHTS
+        kw = kind_weights or DEFAULT_KIND_WEIGHTS
+        self.freqs, fp = list(fw), np.array(list(fw.values()), dtype=float)
+        self.kinds, kp = list(kw), np.array(list(kw.values()), dtype=float)
+        self.freq_p, self.kind_p = fp / fp.sum(), kp / kp.sum()
+        self.min_length, self.max_length = min_length, max_length
+
+    def __call__(self, rng: np.random.Generator, item_id: str | int = "new") -> dict:
+        freq = str(rng.choice(self.freqs, p=self.freq_p))
+        kind = str(rng.choice(self.kinds, p=self.kind_p))
+        log_length = rng.uniform(np.log(self.min_length), np.log(self.max_length))
+        return {
+            "target": generate_series(rng, freq, int(np.exp(log_length)), kind),
+            "freq": freq,
+            "item_id": f"synthetic:{kind}:{item_id}",
+        }
+
+
 def synthetic_dataset(
     num_series: int,
     seed: int = 0,
@@ -227,25 +256,7 @@ def synthetic_dataset(
     freq_weights: dict[str, float] | None = None,
     kind_weights: dict[str, float] | None = None,
 ) -> list[dict]:
-    """``num_series`` synthetic entries ``{"target", "freq", "item_id"}``, reproducible by seed.
-
-    Lengths are log-uniform in ``[min_length, max_length]`` so short series are common.
-    """
+    """``num_series`` synthetic entries ``{"target", "freq", "item_id"}``, reproducible by seed."""
     rng = np.random.default_rng(seed)
-    fw = freq_weights or DEFAULT_FREQ_WEIGHTS
-    kw = kind_weights or DEFAULT_KIND_WEIGHTS
-    freqs, fp = list(fw), np.array(list(fw.values()), dtype=float)
-    kinds, kp = list(kw), np.array(list(kw.values()), dtype=float)
-    entries = []
-    for i in range(num_series):
-        freq = str(rng.choice(freqs, p=fp / fp.sum()))
-        kind = str(rng.choice(kinds, p=kp / kp.sum()))
-        length = int(np.exp(rng.uniform(np.log(min_length), np.log(max_length))))
-        entries.append(
-            {
-                "target": generate_series(rng, freq, length, kind),
-                "freq": freq,
-                "item_id": f"synthetic:{kind}:{i}",
-            }
-        )
-    return entries
+    draw = SeriesSampler(min_length, max_length, freq_weights, kind_weights)
+    return [draw(rng, i) for i in range(num_series)]

@@ -5,6 +5,12 @@ chunk's time is up (``max_minutes``), checkpointing to ``OUTPUT/checkpoints/last
 calling it again with the same config resumes from that checkpoint (optimiser, scheduler
 and step counter included). Lightning's ``devices``/``num_nodes``/``strategy`` scale it to
 many GPUs or nodes; every process draws different windows (seeded by its rank).
+
+With ``snapshot_dir`` every chunk also exports a weights-only snapshot (safetensors, with
+the step and the chunk log) meant to be committed: on a new machine, where the run folder
+is gone, the run restarts from the snapshot's weights and step with a fresh optimiser and
+a short re-warm-up, so at most one chunk is lost. With ``validation_share`` whole real
+series are held out and a validation loss on fixed windows of them is logged.
 """
 
 from __future__ import annotations
@@ -24,11 +30,20 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from lagllama.estimators.lag_llama.lightning_module import LagLlamaLightningModule
 from lagllama.pretraining.config import PretrainConfig
-from lagllama.pretraining.corpus import build_corpus, make_entry
+from lagllama.pretraining.corpus import build_corpus, make_entry, split_holdout
 from lagllama.pretraining.dataset import PretrainingMixture
+from lagllama.pretraining.mixup import TSMixup
+from lagllama.pretraining.synthetic import SeriesSampler
 
 LAST = "last.ckpt"
+#: Step a run restarted from a snapshot began at (Lightning counts from 0 again).
+OFFSET = "offset.json"
+#: Validation windows are drawn with this seed whatever the run's seed, so runs compare.
+VALIDATION_SEED = 12345
+#: Sources made on demand rather than read.
+GENERATED_SOURCES = ("synthetic", "tsmixup")
 
 
 def _cpu_seconds() -> float:
@@ -68,7 +83,7 @@ def make_estimator(cfg: PretrainConfig):
 
 def load_corpus(cfg: PretrainConfig, cache_dir: Path | None = None) -> dict[str, list[dict]]:
     """The corpus of the config; synthetic series are cached in ``cache_dir`` (slow to draw)."""
-    real = [s for s in cfg.sources if s != "synthetic" and cfg.sources[s] > 0]
+    real = [s for s in cfg.sources if s not in GENERATED_SOURCES and cfg.sources[s] > 0]
     corpus = build_corpus(real, cfg.data_dir) if real else {}
     if cfg.sources.get("synthetic", 0) > 0:
         corpus["synthetic"] = _synthetic(cfg, cache_dir)
@@ -160,11 +175,75 @@ class ChunkTimer(pl.Callback):
             self.on_train_end(trainer, pl_module)
 
 
+def _offset(out: Path) -> int:
+    path = out / OFFSET
+    return int(json.loads(path.read_text())["step"]) if path.exists() else 0
+
+
 def _steps_done(path: Path) -> int:
+    """Optimiser steps behind ``OUTPUT/checkpoints/last.ckpt`` (plus a snapshot's offset)."""
+    out = path.parent.parent
     if not path.exists():
-        return 0
+        return _offset(out)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    return int(ckpt.get("global_step", 0))
+    return _offset(out) + int(ckpt.get("global_step", 0))
+
+
+def _start_from_snapshot(cfg: PretrainConfig, out: Path) -> dict[str, torch.Tensor] | None:
+    """Weights of the run's snapshot when the run folder has no checkpoint (a new machine);
+    records the snapshot's step as the offset and carries its chunk log over."""
+    if cfg.snapshot_dir is None or (out / "checkpoints" / LAST).exists():
+        return None
+    from lagllama.pretrained import available_models, load_pretrained
+
+    if cfg.name not in available_models(cfg.snapshot_dir):
+        return None
+    card, state = load_pretrained(cfg.name, cfg.snapshot_dir)
+    (out / OFFSET).write_text(json.dumps({"step": card["training"]["steps"]}) + "\n")
+    with (out / "chunks.jsonl").open("w") as log:
+        for row in card.get("chunks", []):
+            log.write(json.dumps(row) + "\n")
+    return state
+
+
+def export_snapshot(cfg: PretrainConfig, out: Path) -> list[Path]:
+    """Weights-only snapshot of the run's last checkpoint into ``cfg.snapshot_dir``."""
+    from lagllama.pretrained import export_checkpoint
+
+    log = out / "chunks.jsonl"
+    chunks = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    return export_checkpoint(
+        out / "checkpoints" / LAST,
+        cfg.snapshot_dir,
+        name=cfg.name,
+        steps=_steps_done(out / "checkpoints" / LAST),
+        extra={"chunks": chunks, "totals": training_totals(out)},
+    )
+
+
+def validation_batches(
+    estimator, held_out: dict[str, list[dict]], cfg: PretrainConfig, past_length: int
+) -> torch.utils.data.DataLoader:
+    """Fixed validation batches: ``cfg.validation_windows`` windows of held-out series, every
+    source equally likely, drawn with :data:`VALIDATION_SEED`."""
+    mixture = PretrainingMixture(
+        held_out,
+        past_length=past_length,
+        prediction_length=cfg.prediction_length,
+        min_past=cfg.min_past,
+        short_history_prob=cfg.short_history_prob,
+        seed=VALIDATION_SEED,
+    )
+    entries = list(itertools.islice(mixture, cfg.validation_windows))
+    data = estimator.create_transformation().apply(entries, is_train=True)
+    instances = estimator._splitter("training").apply(data, is_train=True)
+    batches = as_stacked_batches(
+        instances,
+        batch_size=estimator.batch_size,
+        field_names=estimator.training_input_names,
+        output_type=torch.tensor,
+    )
+    return torch.utils.data.DataLoader(list(batches), batch_size=None)
 
 
 def run_pretraining(
@@ -183,6 +262,8 @@ def run_pretraining(
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     last = ckpt_dir / LAST
+    snapshot = _start_from_snapshot(cfg, out)
+    offset = _offset(out)
     done = _steps_done(last)
     if done >= min(cfg.steps, stop_at_step or cfg.steps):
         if verbose:
@@ -192,13 +273,35 @@ def run_pretraining(
     wall0, cpu0 = time.time(), _cpu_seconds()
     pl.seed_everything(cfg.seed + done, workers=True, verbose=False)
     estimator = make_estimator(cfg)
-    module = estimator.create_lightning_module()
+    module = LagLlamaLightningModule(
+        model_kwargs=estimator.model_kwargs,
+        num_batches_per_epoch=estimator.num_batches_per_epoch,
+        schedule_offset=offset,
+        rewarmup_steps=cfg.rewarmup_steps if offset else 0,
+        **estimator.module_kwargs,
+    )
+    if snapshot is not None:
+        module.load_state_dict(snapshot)
     past_length = module.config.past_length
     corpus = load_corpus(cfg, cache_dir=out / "cache")
+    corpus, held_out = split_holdout(corpus, cfg.validation_share)
+    makers, refresh = {}, {}
+    if cfg.sources.get("tsmixup", 0) > 0:
+        real = {k: v for k, v in corpus.items() if k not in GENERATED_SOURCES}
+        makers["tsmixup"] = TSMixup(real, cfg.tsmixup_max_components, cfg.tsmixup_alpha)
+    if cfg.synthetic_refresh > 0 and "synthetic" in corpus:
+        draw = SeriesSampler()
+
+        def new_synthetic(rng: np.random.Generator) -> dict:
+            series = draw(rng)
+            return make_entry(series["target"], series["freq"], series["item_id"])
+
+        refresh["synthetic"] = (new_synthetic, cfg.synthetic_refresh)
     if verbose:
         sizes = {k: len(v) for k, v in corpus.items()}
+        held = {k: len(v) for k, v in held_out.items()}
         params = sum(p.numel() for p in module.parameters())
-        print(f"corpus {sizes}; model {params} parameters; resuming at step {done}")
+        print(f"corpus {sizes}, held out {held}; model {params} parameters; at step {done}")
     mixture = PretrainingMixture(
         corpus,
         past_length=past_length,
@@ -209,11 +312,14 @@ def run_pretraining(
         short_history_prob=cfg.short_history_prob,
         seed=cfg.seed,
         offset=done,
+        makers=makers,
+        refresh=refresh,
     )
+    val = validation_batches(estimator, held_out, cfg, past_length) if held_out else None
     loader = MixtureLoader(estimator, mixture)
     minutes = cfg.chunk_minutes if max_minutes is None else max_minutes
     trainer = pl.Trainer(
-        max_steps=cfg.steps,
+        max_steps=cfg.steps - offset,
         max_epochs=-1,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
@@ -227,9 +333,10 @@ def run_pretraining(
             ModelCheckpoint(
                 dirpath=str(ckpt_dir), save_last=True, save_top_k=1, enable_version_counter=False
             ),
-            ChunkTimer(minutes * 60.0, stop_at_step),
+            ChunkTimer(minutes * 60.0, None if stop_at_step is None else stop_at_step - offset),
         ],
-        limit_val_batches=0,
+        limit_val_batches=None if val else 0,
+        check_val_every_n_epoch=cfg.val_every_steps // cfg.steps_per_epoch,
         num_sanity_val_steps=0,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -238,10 +345,15 @@ def run_pretraining(
     )
     try:
         trainer.fit(
-            module, train_dataloaders=loader, ckpt_path=str(last) if last.exists() else None
+            module,
+            train_dataloaders=loader,
+            val_dataloaders=val,
+            ckpt_path=str(last) if last.exists() else None,
         )
     finally:  # also record a chunk ended by SIGTERM
         summary = _record_chunk(cfg, out, last, done, wall0, cpu0, trainer.world_size, verbose)
+    if cfg.snapshot_dir is not None and trainer.global_rank == 0:
+        summary["snapshot"] = [str(p) for p in export_snapshot(cfg, out)]
     return summary
 
 
