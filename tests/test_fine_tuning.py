@@ -1,0 +1,126 @@
+"""Fine-tuning recipe: validation carved before the test window, best weights restored, the
+starting model kept when nothing beats it, budgets respected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from gluonts.dataset.common import ListDataset
+
+from lagllama.evaluation import dataset_task
+from lagllama.fine_tuning import BestWeights, carve_validation, fine_tune
+
+H = 6
+
+
+def monthly_data(n: int = 12, length: int = 72, seed: int = 0) -> ListDataset:
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    entries = [
+        {
+            "start": pd.Period("2000-01", "M"),
+            "target": (50 + 10 * np.sin(2 * np.pi * t / 12 + i) + rng.normal(0, 1, length)).astype(
+                np.float32
+            ),
+            "item_id": f"s{i}",
+        }
+        for i in range(n)
+    ]
+    return ListDataset(entries, freq="M")
+
+
+def small_run(tmp_path: Path, **kwargs):
+    values = {
+        "batch_size": 8,
+        "num_batches_per_epoch": 2,
+        "max_epochs": 4,
+        "num_parallel_samples": 20,
+        "trainer_kwargs": {"default_root_dir": str(tmp_path), "enable_progress_bar": False},
+    }
+    return fine_tune(monthly_data(), H, freq="M", **{**values, **kwargs})
+
+
+def test_validation_window_is_before_the_test_window():
+    data = monthly_data(n=4)
+    task = dataset_task("toy", data, H)
+    train, validation = carve_validation(task.train_data(), H)
+    full = {e["item_id"]: e["target"] for e in data}
+    for entry in train:
+        np.testing.assert_array_equal(entry["target"], full[entry["item_id"]][: -2 * H])
+    for entry in validation:
+        # the validation window is the H points just before the test window
+        np.testing.assert_array_equal(entry["target"], full[entry["item_id"]][:-H])
+    short = ListDataset([{"start": pd.Period("2000", "Y"), "target": np.arange(5.0)}], freq="Y")
+    with pytest.raises(ValueError, match="validation window of 6"):
+        carve_validation(short, H)
+
+
+class RecordValidatedWeights(pl.Callback):
+    """The weights each validation scored (no EMA: the module's own weights)."""
+
+    def __init__(self) -> None:
+        self.states: list[dict[str, torch.Tensor]] = []
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        self.states.append({k: v.clone() for k, v in pl_module.state_dict().items()})
+
+
+def test_best_validated_weights_are_restored(tmp_path: Path):
+    recorder = RecordValidatedWeights()
+    result = small_run(
+        tmp_path,
+        ema_decay=None,
+        lr=3e-3,
+        patience=0,
+        trainer_kwargs={"default_root_dir": str(tmp_path), "callbacks": [recorder]},
+    )
+    report = result.report
+    scores = [loss for _, loss in report.history[1:]]
+    assert len(scores) == len(recorder.states) == 4
+    assert report.best_val_loss == min([report.start_val_loss, *scores])
+    net = result.predictor.prediction_net.state_dict()
+    if report.kept_start:
+        pytest.skip("no epoch beat the starting model in this run")
+    best = recorder.states[int(np.argmin(scores))]
+    for key, value in best.items():
+        assert torch.equal(net[key], value), key
+
+
+def test_a_run_that_never_improves_returns_the_starting_model(tmp_path: Path):
+    from lagllama.estimators import LagLlamaEstimator
+
+    # a learning rate this large wrecks the model at the first step
+    result = small_run(tmp_path, lr=5.0, warmup_steps=0, ema_decay=None, max_epochs=2)
+    assert result.report.kept_start and result.report.best_step == 0
+    assert all(loss > result.report.start_val_loss for _, loss in result.report.history[1:])
+    zero_shot = LagLlamaEstimator.from_pretrained(
+        H, freq="M", num_parallel_samples=20, batch_size=8
+    ).create_zero_shot_predictor()
+    inputs = list(dataset_task("toy", monthly_data(), H).test_data().input)
+    paths = []
+    for predictor in (result.predictor, zero_shot):
+        torch.manual_seed(0)
+        paths.append(np.stack([f.samples for f in predictor.predict(inputs)]))
+    np.testing.assert_array_equal(paths[0], paths[1])
+
+
+def test_time_budget_is_respected(tmp_path: Path):
+    result = small_run(tmp_path, max_epochs=10_000, max_minutes=0.1, patience=0)
+    # Lightning checks max_time between batches: one batch and a validation may overrun
+    assert result.report.wall_s < 6 + 15
+    assert 0 < result.report.steps < 10_000 * 2
+
+
+def test_cpu_budget_stops_training(tmp_path: Path):
+    result = small_run(tmp_path, max_epochs=10_000, max_cpu_minutes=0.05, patience=0)
+    assert result.report.cpu_s < 3 + 15 and result.report.steps < 10_000 * 2
+
+
+def test_best_weights_needs_validation_data():
+    with pytest.raises(ValueError, match="validation"):
+        BestWeights().on_train_start(type("T", (), {"val_dataloaders": None})(), None)
