@@ -177,6 +177,39 @@ def test_context_length_none_picks_a_default() -> None:
     assert LagLlamaEstimator(prediction_length=6, freq="M").context_length == 32
 
 
+def test_official_call_without_freq_serves_mixed_frequencies(tmp_path: Path) -> None:
+    """``LagLlamaEstimator(prediction_length=24, context_length=64)`` as written against the
+    official estimator: frequency-independent lags, calendar features from each series."""
+    from lagllama.frequency import lag_llama_lags
+
+    estimator = LagLlamaEstimator(
+        prediction_length=24,
+        context_length=64,
+        **TINY,
+        batch_size=4,
+        num_batches_per_epoch=1,
+        num_parallel_samples=5,
+        trainer_kwargs={"max_epochs": 1, "default_root_dir": str(tmp_path), **QUIET},
+    )
+    assert estimator.model_kwargs["lags_seq"] == lag_llama_lags()
+    rng = np.random.default_rng(0)
+    data = [  # a plain list: a ListDataset would cast every start to one frequency
+        {"start": pd.Period("2020-01-01 00:00", "h"), "target": rng.normal(size=200)},
+        {"start": pd.Period("1990-01", "M"), "target": rng.normal(size=80)},
+    ]
+    predictor = estimator.train(data)
+    hourly, monthly = predictor.predict(data)
+    assert hourly.start_date == pd.Period("2020-01-01 00:00", "h") + 200
+    assert monthly.start_date == pd.Period("1990-01", "M") + 80
+    assert np.isfinite(hourly.samples).all() and monthly.samples.shape == (5, 24)
+    # calendar features follow each series' own frequency
+    transform = estimator.create_transformation()
+    feats = [e["time_feat"] for e in transform.apply(data, is_train=False)]
+    hour_of_day, month_of_year = 1, 5
+    assert feats[0][hour_of_day, :24].std() > 0.1 and feats[1][hour_of_day].std() == 0
+    assert feats[1][month_of_year, :12].std() > 0.1
+
+
 def test_unknown_frequency_raises_naming_it() -> None:
     with pytest.raises(ValueError, match="'every-other-day'"):
         LagLlamaEstimator(prediction_length=3, freq="every-other-day")
