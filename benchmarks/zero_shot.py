@@ -1,15 +1,16 @@
-"""Zero-shot benchmark of the shipped Lag-Llama checkpoint against statistical baselines.
+"""Zero-shot benchmark of pretrained Lag-Llama models against statistical baselines.
 
-    python benchmarks/zero_shot.py                      # the 8 evaluation datasets
-    python benchmarks/zero_shot.py --datasets m1_yearly,hospital --data-dir /data/gluonts
-    python benchmarks/zero_shot.py --checkpoint runs/pretrain_small/checkpoints/last.ckpt
+    python -m benchmarks.zero_shot                                  # shipped models, 8 datasets
+    python -m benchmarks.zero_shot --models lagllama-small,runs/x/checkpoints/last.ckpt
+    python -m benchmarks.zero_shot --datasets m1_yearly,hospital --baselines seasonal-naive
 
-The checkpoint never sees the target datasets (no training, no fine-tuning). One window of
-each dataset's prediction length is forecast with 100 sample paths; WQL (quantiles
-0.1..0.9) and MASE are computed with GluonTS, with seasonal naive, AutoETS and AutoTheta in
-the same run (``lagllama.evaluation.backtest``). Aggregates are geometric means of the
-score relative to seasonal naive, over the 7 datasets with published numbers (Chronos
-paper, Benchmark II) and over all datasets run. Writes ``results/<output>.{md,json}``.
+No model sees the target datasets (no training, no fine-tuning). One window of each
+dataset's prediction length is forecast with ``--num-samples`` paths; WQL (quantiles
+0.1..0.9) and MASE come from GluonTS, with the baselines in the same run
+(``lagllama.evaluation.backtest``). Aggregates are geometric means of the score relative to
+seasonal naive, over the 7 datasets with published numbers (Chronos paper, Benchmark II)
+and over all datasets run; sampling time is reported per dataset (seconds per series with
+the process's torch threads). Writes ``results/<output>.{md,json}``.
 """
 
 from __future__ import annotations
@@ -28,20 +29,92 @@ from lagllama.settings import shared_datasets_dir
 
 DATASETS = EVAL_DATASETS
 #: The 7 datasets with published zero-shot numbers, and those numbers (aggregate
-#: relative WQL; Chronos paper Benchmark II subset, as quoted in the project issue).
+#: relative WQL / MASE; Chronos paper Benchmark II subset, as quoted in the project issues).
 PUBLISHED_DATASETS = DATASETS[:7]
-PUBLISHED_WQL = {
-    "Lag-Llama (official weights)": 0.965,
-    "AutoETS": 0.738,
-    "Chronos-T5-Small": 0.702,
-    "seasonal naive": 1.000,
-    "DeepAR 56K params, 15 CPU-min on this corpus": 0.84,
+PUBLISHED = {
+    "Lag-Llama (official weights)": (0.965, 1.242),
+    "DeepAR (trained per dataset)": (0.631, 0.778),
+    "Chronos-T5-Small": (0.702, None),
+    "AutoETS": (0.738, None),
+    "seasonal naive": (1.000, 1.000),
 }
-MODEL = "lag-llama-small"
+#: Issue 11's bars over the 7 datasets.
+TARGET_WQL, TARGET_MASE = 0.58, 0.78
 
 
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def model_label(spec: str) -> str:
+    """A shipped model's name, or ``ckpt:<run folder>/<file stem>`` for a checkpoint path."""
+    path = Path(spec)
+    if path.suffix == ".ckpt":
+        return f"ckpt:{path.parent.parent.name}/{path.stem}"
+    return spec
+
+
+def predictor_factory(spec: str, args: argparse.Namespace):
+    """Task -> zero-shot predictor of a shipped model name or a ``.ckpt`` path."""
+    from lagllama.estimators import LagLlamaEstimator
+
+    def factory(task):
+        kwargs = {
+            "freq": task.freq,
+            "num_parallel_samples": args.num_samples,
+            "batch_size": args.batch_size,
+        }
+        if args.context_length is not None:
+            kwargs["context_length"] = args.context_length
+        if spec.endswith(".ckpt"):
+            estimator = LagLlamaEstimator.from_checkpoint(spec, task.prediction_length, **kwargs)
+        else:
+            estimator = LagLlamaEstimator.from_pretrained(
+                task.prediction_length, name=spec, **kwargs
+            )
+        torch.manual_seed(args.seed)
+        return estimator.create_zero_shot_predictor()
+
+    return factory
+
+
+def describe(spec: str) -> dict:
+    """Steps, parameters and SHA-256 of a shipped model, or the path of a checkpoint."""
+    if spec.endswith(".ckpt"):
+        ckpt = torch.load(spec, map_location="cpu", weights_only=True)
+        return {"path": spec, "steps": int(ckpt.get("global_step", 0))}
+    from lagllama.pretrained import read_card
+
+    card = read_card(spec)
+    return {
+        "name": spec,
+        "sha256": card["sha256"],
+        "steps": card["training"]["steps"],
+        "parameters": card["training"].get("parameters"),
+    }
+
+
+def acceptance(agg7: pd.DataFrame, results: pd.DataFrame, model: str) -> list[str]:
+    """Issue 11's checks for one model, as lines of text."""
+    agg = agg7.set_index("model")
+    wql, mase = agg.loc[model, "WQL"], agg.loc[model, "MASE"]
+    lines = [
+        f"- aggregate relative WQL {wql:.3f} (bar {TARGET_WQL}): "
+        + ("met" if wql <= TARGET_WQL else "NOT met"),
+        f"- aggregate relative MASE {mase:.3f} (bar {TARGET_MASE}): "
+        + ("met" if mase <= TARGET_MASE else "NOT met"),
+    ]
+    for base in ("auto-ets", "auto-theta"):
+        if base in agg.index:
+            ok = wql < agg.loc[base, "WQL"] and mase < agg.loc[base, "MASE"]
+            lines.append(
+                f"- below {base} in both ({agg.loc[base, 'WQL']:.3f} / "
+                f"{agg.loc[base, 'MASE']:.3f}): " + ("yes" if ok else "no")
+            )
+    table = results.pivot(index="dataset", columns="model", values="WQL")
+    above = table.index[table[model] > table["seasonal-naive"]].tolist()
+    lines.append(f"- datasets where WQL is above seasonal naive's: {above or 'none'}")
+    return lines
 
 
 def main() -> None:
@@ -49,15 +122,21 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=shared_datasets_dir())
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--baselines", default="seasonal-naive,auto-ets,auto-theta")
-    parser.add_argument("--name", default="lagllama-small", help="shipped checkpoint name")
-    parser.add_argument("--checkpoint", type=Path, help="a Lightning .ckpt instead of --name")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated shipped model names and/or .ckpt paths (default: every shipped model)",
+    )
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--context-length", type=int, help="inference context (default: model's)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--output", default="zero_shot", help="results/<output>.{md,json}")
     args = parser.parse_args()
 
-    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.pretrained import available_models
 
+    specs = _names(args.models) if args.models else available_models()
     tasks, missing = [], []
     for name in _names(args.datasets):
         try:
@@ -70,33 +149,9 @@ def main() -> None:
         print("no dataset found; nothing to do")
         return
 
-    checkpoint = {"name": args.name}
-    if args.checkpoint is None:
-        from lagllama.pretrained import read_card
-
-        card = read_card(args.name)
-        checkpoint.update(sha256=card["sha256"], steps=card["training"]["steps"])
-    else:
-        checkpoint = {"path": str(args.checkpoint)}
-
-    def factory(task):
-        kwargs = {
-            "prediction_length": task.prediction_length,
-            "freq": task.freq,
-            "num_parallel_samples": args.num_samples,
-            "batch_size": args.batch_size,
-        }
-        if args.checkpoint is not None:
-            return LagLlamaEstimator.from_checkpoint(
-                args.checkpoint, **kwargs
-            ).create_zero_shot_predictor()
-        return LagLlamaEstimator.from_pretrained(
-            name=args.name, **kwargs
-        ).create_zero_shot_predictor()
-
+    models = {model_label(s): predictor_factory(s, args) for s in specs}
     start = time.perf_counter()
-    torch.manual_seed(0)
-    report = backtest(tasks, {MODEL: factory}, baselines=_names(args.baselines))
+    report = backtest(tasks, models, baselines=_names(args.baselines))
     wall = time.perf_counter() - start
 
     results = report.results
@@ -104,14 +159,18 @@ def main() -> None:
     complete = published["dataset"].nunique() == len(PUBLISHED_DATASETS)
     agg7 = relative_scores(published, metrics=("WQL", "MASE")) if len(published) else None
     agg_all = relative_scores(results, metrics=("WQL", "MASE"))
+    timing = results[results["model"].isin(models)].pivot(
+        index="dataset", columns="model", values="s_per_series"
+    )
 
     cols = ["dataset", "model", "WQL", "MASE", "num_series", "s_per_series", "fallbacks"]
     per_dataset = results[cols].sort_values(["dataset", "model"], kind="stable")
     lines = [
-        "# Zero-shot benchmark: shipped Lag-Llama checkpoint vs statistical baselines",
-        f"Checkpoint: `{checkpoint}`. One window per series with each dataset's prediction "
-        f"length, {args.num_samples} sample paths, WQL over quantiles 0.1..0.9, MASE with "
-        "the dataset's seasonality. No training on any target dataset.",
+        "# Zero-shot benchmark: pretrained Lag-Llama models vs statistical baselines",
+        f"Models: {', '.join(f'`{m}`' for m in models)}. One window per series with each "
+        f"dataset's prediction length, {args.num_samples} sample paths (sampling seed "
+        f"{args.seed}), context {args.context_length or 'of the model'}, WQL over quantiles "
+        "0.1..0.9, MASE with the dataset's seasonality. No training on any target dataset.",
         "## Per dataset\n\n" + _markdown_table(per_dataset),
     ]
     if agg7 is not None:
@@ -123,26 +182,41 @@ def main() -> None:
             + "\n\nGeometric mean of score / seasonal-naive score.\n\n"
             + _markdown_table(agg7)
         )
+        if complete and "seasonal-naive" in set(results["model"]):
+            for model in models:
+                lines.append(
+                    f"Issue 11 checks for `{model}`:\n\n"
+                    + "\n".join(acceptance(agg7, results, model))
+                )
     lines.append(
         f"## Aggregate over all {results['dataset'].nunique()} datasets run\n\n"
         + _markdown_table(agg_all)
     )
+    mean_time = timing.loc[timing.index.isin(PUBLISHED_DATASETS)].mean()
     lines.append(
-        "## Published aggregate relative WQL on the 7 datasets (reference)\n\n"
-        + _markdown_table(
-            pd.DataFrame({"model": list(PUBLISHED_WQL), "WQL": list(PUBLISHED_WQL.values())})
-        )
-        + "\n\nTarget for our checkpoint: relative WQL <= 0.75 and MASE <= 0.95."
+        f"## Sampling time, seconds per series ({torch.get_num_threads()} torch threads, "
+        f"{args.num_samples} paths, predictor batch {args.batch_size})\n\n"
+        + _markdown_table(timing.reset_index())
+        + "\n\nMean over the 7 published datasets: "
+        + ", ".join(f"{m} {v:.3f} s" for m, v in mean_time.items())
     )
-    lines.append(f"Total wall time {wall:.0f} s (one torch thread: {torch.get_num_threads()}).")
+    lines.append(
+        "## Published aggregates on the 7 datasets (reference)\n\n"
+        + _markdown_table(
+            pd.DataFrame([{"model": k, "WQL": w, "MASE": m} for k, (w, m) in PUBLISHED.items()])
+        )
+    )
+    lines.append(f"Total wall time {wall:.0f} s.")
     payload = {
-        "checkpoint": checkpoint,
+        "models": {label: describe(spec) for label, spec in zip(models, specs)},
         "num_samples": args.num_samples,
+        "seed": args.seed,
+        "context_length": args.context_length,
         "results": results.to_dict(orient="records"),
         "aggregate_published7": None if agg7 is None else agg7.to_dict(orient="records"),
         "aggregate_published7_complete": complete,
         "aggregate_all": agg_all.to_dict(orient="records"),
-        "published_reference_wql": PUBLISHED_WQL,
+        "published_reference": PUBLISHED,
         "wall_s": wall,
         "skipped": missing,
     }

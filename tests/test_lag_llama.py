@@ -389,3 +389,41 @@ def test_cosine_schedule_spans_the_run(tmp_path: Path, limit: dict, lr_trace) ->
     assert lrs[0] == pytest.approx(1e-3)
     assert all(a > b for a, b in zip(lrs, lrs[1:]))
     assert lrs[-1] == pytest.approx(1e-4 + 0.9e-3 * 0.5 * (1 + np.cos(np.pi * 9 / 10)))
+
+
+def _short_run(compiled: bool, tmp_path: Path) -> list[float]:
+    """Train losses of 6 steps of a tiny model from a fixed seed."""
+    from lagllama.estimators.lag_llama import LagLlamaLightningModule
+
+    config = {"context_length": 12, "prediction_length": 6, "lags_seq": [1, 2, 7], **TINY}
+    torch.manual_seed(0)
+    module = LagLlamaLightningModule(model_kwargs=config, torch_compile=compiled)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-2)
+    batch = window(module.model, batch=8)
+    losses = []
+    for _ in range(6):
+        loss = module._loss(batch, train=False)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    return losses
+
+
+def test_compiled_training_matches_eager_within_a_percent(tmp_path: Path) -> None:
+    eager, compiled = _short_run(False, tmp_path), _short_run(True, tmp_path)
+    assert eager[-1] < eager[0]  # it trains
+    np.testing.assert_allclose(compiled, eager, rtol=0.01)
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch, tmp_path: Path) -> None:
+    def broken(fn):
+        def run(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler.*eagerly"):
+        losses = _short_run(True, tmp_path)
+    assert losses == _short_run(False, tmp_path)

@@ -303,7 +303,12 @@ def test_snapshot_restart_on_a_new_machine_continues_the_run(tmp_path: Path):
 
     snapshots = tmp_path / "snapshots"
     cfg = _tiny_config(
-        tmp_path, steps=8, warmup_steps=2, snapshot_dir=str(snapshots), rewarmup_steps=2
+        tmp_path,
+        steps=8,
+        warmup_steps=2,
+        snapshot_dir=str(snapshots),
+        rewarmup_steps=2,
+        keep_every_steps=2,
     )
     first = run_pretraining(cfg, verbose=False, stop_at_step=4)
     assert first["steps"] == 4 and not first["finished"] and first["snapshot"]
@@ -323,6 +328,17 @@ def test_snapshot_restart_on_a_new_machine_continues_the_run(tmp_path: Path):
     assert set(weights) == set(ckpt["state_dict"])
     for key, value in weights.items():  # started from the snapshot, not from scratch
         assert torch.equal(value, ckpt["state_dict"][key]), key
+    # weights kept along the way are numbered from the start of the run
+    kept = sorted(p.name for p in (Path(cfg.output_dir) / "steps").glob("*.ckpt"))
+    assert kept == ["step-6.ckpt", "step-8.ckpt"]  # the first chunk's folder was lost
+    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.pretraining.train import cpu_hours_at, training_totals
+
+    step6 = Path(cfg.output_dir) / "steps" / "step-6.ckpt"
+    assert LagLlamaEstimator.from_checkpoint(step6, 4).create_zero_shot_predictor()
+    total = training_totals(cfg.output_dir)["cpu_s"] / 3600
+    assert cpu_hours_at(cfg.output_dir, 4) < cpu_hours_at(cfg.output_dir, 6)
+    assert cpu_hours_at(cfg.output_dir, 8) == pytest.approx(total)
 
 
 def test_pretrain_validation_loss_on_held_out_series(tmp_path: Path):

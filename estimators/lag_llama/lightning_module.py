@@ -1,6 +1,8 @@
 """Lightning wrapper of :class:`LagLlamaModel`: loss, augmentation, optimiser, sampling."""
 
 import math
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -21,6 +23,9 @@ class LagLlamaLightningModule(pl.LightningModule):
 
     ``schedule_offset`` continues a warm-up + cosine schedule from that step (a run resumed
     from weights only, with a fresh optimiser), with ``rewarmup_steps`` of linear warm-up.
+    ``torch_compile`` compiles the loss with ``torch.compile`` (fused kernels, faster steps);
+    if compiling fails (no C++ compiler, an unsupported op) training warns once and runs
+    eagerly.
     """
 
     @validated()
@@ -36,6 +41,7 @@ class LagLlamaLightningModule(pl.LightningModule):
         num_batches_per_epoch: int | None = None,
         schedule_offset: int = 0,
         rewarmup_steps: int = 0,
+        torch_compile: bool = False,
     ) -> None:
         super().__init__()
         self.config = LagLlamaConfig.from_dict(model_kwargs)
@@ -49,6 +55,8 @@ class LagLlamaLightningModule(pl.LightningModule):
         self.num_batches_per_epoch = num_batches_per_epoch
         self.schedule_offset = schedule_offset
         self.rewarmup_steps = rewarmup_steps
+        self.torch_compile = torch_compile
+        self._compiled_loss: Callable[..., torch.Tensor] | None = None
         self.save_hyperparameters(
             {
                 "model_kwargs": self.config.to_dict(),
@@ -61,6 +69,7 @@ class LagLlamaLightningModule(pl.LightningModule):
                 "num_batches_per_epoch": num_batches_per_epoch,
                 "schedule_offset": schedule_offset,
                 "rewarmup_steps": rewarmup_steps,
+                "torch_compile": torch_compile,
             }
         )
 
@@ -89,14 +98,28 @@ class LagLlamaLightningModule(pl.LightningModule):
             complete = torch.cat((past_obs, future_obs), dim=1).bool().all(dim=1)
             window = augment(window, self.augmentation, eligible=complete)
             past, future = window[:, : past.shape[1]], window[:, past.shape[1] :]
-        return self.model.loss(
-            past,
-            past_obs,
-            future,
-            future_obs,
-            batch.get("past_time_feat"),
-            batch.get("future_time_feat"),
-        ).mean()
+        args = (past, past_obs, future, future_obs)
+        args += (batch.get("past_time_feat"), batch.get("future_time_feat"))
+        return self._model_loss(*args).mean()
+
+    def _model_loss(self, *args: torch.Tensor | None) -> torch.Tensor:
+        """``model.loss``, compiled on first use when ``torch_compile`` (eager if that fails)."""
+        if not self.torch_compile:
+            return self.model.loss(*args)
+        if self._compiled_loss is None:
+            compiled = torch.compile(self.model.loss)
+            try:
+                loss = compiled(*args)
+            except Exception as err:  # any compiler failure: run eagerly
+                warnings.warn(
+                    f"torch.compile failed ({type(err).__name__}: {err}); training runs eagerly",
+                    stacklevel=2,
+                )
+                self.torch_compile = False
+                return self.model.loss(*args)
+            self._compiled_loss = compiled
+            return loss
+        return self._compiled_loss(*args)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch, train=True)

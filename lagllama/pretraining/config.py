@@ -64,11 +64,15 @@ class PretrainConfig:
     # optimiser and rewarmup_steps of linear warm-up into the schedule
     snapshot_dir: str | None = None
     rewarmup_steps: int = 100
+    # weights-only OUTPUT/steps/step-N.ckpt every this many steps (0: none), for the
+    # scaling curve (benchmarks/scaling.py)
+    keep_every_steps: int = 0
     accelerator: str = "cpu"
     devices: int | str = 1
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
+    torch_compile: bool = False
 
     def __post_init__(self) -> None:
         for name in self.sources:

@@ -76,6 +76,7 @@ def make_estimator(cfg: PretrainConfig):
         warmup_steps=cfg.warmup_steps,
         batch_size=cfg.batch_size,
         num_batches_per_epoch=cfg.steps_per_epoch,
+        torch_compile=cfg.torch_compile,
         # each mixture entry is cut so that exactly its last h points are the future
         train_sampler=ValidationSplitSampler(min_future=cfg.prediction_length),
     )
@@ -175,7 +176,45 @@ class ChunkTimer(pl.Callback):
             self.on_train_end(trainer, pl_module)
 
 
-def _offset(out: Path) -> int:
+class KeepWeights(pl.Callback):
+    """Weights-only ``OUTPUT/steps/step-N.ckpt`` every ``every`` optimiser steps, N counted
+    from the start of the run (snapshot offset included); loadable by ``from_checkpoint``."""
+
+    def __init__(self, folder: Path, every: int, offset: int) -> None:
+        self.folder, self.every, self.offset = folder, every, offset
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = self.offset + trainer.global_step
+        if trainer.global_rank != 0 or step % self.every:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"step-{step}.ckpt"
+        payload = {
+            "state_dict": {k: v.detach().cpu() for k, v in pl_module.state_dict().items()},
+            "hyper_parameters": {"model_kwargs": pl_module.config.to_dict()},
+            "global_step": step,
+        }
+        torch.save(payload, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+
+
+def cpu_hours_at(output_dir: str | Path, step: int) -> float:
+    """CPU-hours a run had spent when it reached ``step`` (from ``chunks.jsonl``; steps
+    within a chunk are taken as equally expensive)."""
+    path = Path(output_dir) / "chunks.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    seconds = 0.0
+    for row in sorted(rows, key=lambda r: r["steps_before"]):
+        done = row["steps"] - row["steps_before"]
+        if done <= 0:
+            continue
+        share = min(1.0, max(0.0, (step - row["steps_before"]) / done))
+        seconds += share * row["cpu_s"]
+    return seconds / 3600.0
+
+
+def run_offset(out: Path) -> int:
+    """Step at which a run restarted from a snapshot began (0 for a run from scratch)."""
     path = out / OFFSET
     return int(json.loads(path.read_text())["step"]) if path.exists() else 0
 
@@ -184,9 +223,9 @@ def _steps_done(path: Path) -> int:
     """Optimiser steps behind ``OUTPUT/checkpoints/last.ckpt`` (plus a snapshot's offset)."""
     out = path.parent.parent
     if not path.exists():
-        return _offset(out)
+        return run_offset(out)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    return _offset(out) + int(ckpt.get("global_step", 0))
+    return run_offset(out) + int(ckpt.get("global_step", 0))
 
 
 def _start_from_snapshot(cfg: PretrainConfig, out: Path) -> dict[str, torch.Tensor] | None:
@@ -263,7 +302,7 @@ def run_pretraining(
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     last = ckpt_dir / LAST
     snapshot = _start_from_snapshot(cfg, out)
-    offset = _offset(out)
+    offset = run_offset(out)
     done = _steps_done(last)
     if done >= min(cfg.steps, stop_at_step or cfg.steps):
         if verbose:
@@ -334,6 +373,11 @@ def run_pretraining(
                 dirpath=str(ckpt_dir), save_last=True, save_top_k=1, enable_version_counter=False
             ),
             ChunkTimer(minutes * 60.0, None if stop_at_step is None else stop_at_step - offset),
+            *(
+                [KeepWeights(out / "steps", cfg.keep_every_steps, offset)]
+                if cfg.keep_every_steps
+                else []
+            ),
         ],
         limit_val_batches=None if val else 0,
         check_val_every_n_epoch=cfg.val_every_steps // cfg.steps_per_epoch,
