@@ -394,10 +394,10 @@ def run_pretraining(
             val_dataloaders=val,
             ckpt_path=str(last) if last.exists() else None,
         )
-    finally:  # also record a chunk ended by SIGTERM
+    finally:  # also record (and snapshot) a chunk ended by SIGTERM
         summary = _record_chunk(cfg, out, last, done, wall0, cpu0, trainer.world_size, verbose)
-    if cfg.snapshot_dir is not None and trainer.global_rank == 0:
-        summary["snapshot"] = [str(p) for p in export_snapshot(cfg, out)]
+        if cfg.snapshot_dir is not None and trainer.global_rank == 0 and last.exists():
+            summary["snapshot"] = [str(p) for p in export_snapshot(cfg, out)]
     return summary
 
 
