@@ -1,11 +1,12 @@
-"""The main job, offline: zero-shot Lag-Llama forecasts, a backtest and fan charts.
+"""The main job, offline: future forecasts, a zero-shot backtest and fan charts.
 
     make demo                                               # real series shipped in statsmodels
     make demo DATASET=m4_hourly DATA_DIR=../shared/datasets # any GluonTS/Monash dataset
 
 Forecasts come from the toolkit's shipped checkpoint (no training on the target data), are
 scored against seasonal naive with GluonTS metrics, and drawn as quantile fan charts. Writes
-``demo_output/report.{md,csv,json}`` and ``demo_output/<dataset>.png``.
+``demo_output/report.{md,csv,json}``, ``demo_output/<dataset>.png`` and
+``demo_output/forecasts.csv`` (the future beyond each series' end: mean, 10/50/90% quantiles).
 """
 
 from __future__ import annotations
@@ -13,22 +14,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from lagllama.estimators import LagLlamaEstimator
 from lagllama.evaluation import BacktestTask, backtest, dataset_task, repository_task
+from lagllama.forecasting import forecast
+from lagllama.frequency import ignore_gluonts_frequency_warnings
 from lagllama.plotting import plot_grid, save_figure
+from lagllama.pretrained import DEFAULT_NAME
 from lagllama.sample_data import load_sample_datasets
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", help="a GluonTS/Monash dataset name (default: statsmodels data)")
-    parser.add_argument("--data-dir", help="folder holding the dataset (default $LAGLLAMA_DATA_DIR)")
+    parser.add_argument(
+        "--dataset", help="a GluonTS/Monash dataset name (default: statsmodels data)"
+    )
+    parser.add_argument(
+        "--data-dir", help="folder holding the dataset (default $LAGLLAMA_DATA_DIR)"
+    )
     parser.add_argument("--checkpoint", help="a Lag-Llama Lightning checkpoint (default: shipped)")
     parser.add_argument("--output", default="demo_output", type=Path)
     parser.add_argument("--num-samples", type=int, default=100)
     args = parser.parse_args()
+    ignore_gluonts_frequency_warnings()
     torch.manual_seed(0)
 
     if args.dataset:
@@ -61,6 +71,12 @@ def main() -> None:
         series = list(task.dataset)[: len(forecasts)]
         figure = plot_grid(forecasts, series, title=f"Lag-Llama zero-shot: {task.name}")
         paths[task.name] = save_figure(figure, args.output / f"{task.name}.png")
+    model = args.checkpoint or DEFAULT_NAME
+    tables = [
+        forecast(t.dataset, t.prediction_length, model, num_samples=args.num_samples) for t in tasks
+    ]
+    paths["forecasts"] = args.output / "forecasts.csv"
+    pd.concat(tables, ignore_index=True).to_csv(paths["forecasts"], index=False)
     for name, path in paths.items():
         print(f"wrote {name}: {path}")
 

@@ -6,15 +6,19 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["LagLlamaEstimator", "TimeLLMEstimator", "__version__"]
+__all__ = ["LagLlamaEstimator", "TimeLLMEstimator", "__version__", "forecast"]
 
 
 def __getattr__(name: str) -> Any:
-    # Estimators import torch/lightning; load them lazily so `import lagllama` stays light.
+    # These import torch/lightning/GluonTS; load them lazily so `import lagllama` stays light.
     if name == "LagLlamaEstimator":
         from lagllama.estimators.lag_llama import LagLlamaEstimator
 
         return LagLlamaEstimator
+    if name == "forecast":  # the function; its module is lagllama.forecasting
+        from lagllama.forecasting import forecast
+
+        return forecast
     if name == "TimeLLMEstimator":
         from lagllama.estimators.time_llm import TimeLLMEstimator
 

@@ -1,4 +1,4 @@
-"""The ``lagllama`` command: backtest, plot, list datasets, zero-shot, train and fine-tune.
+"""The ``lagllama`` command: forecast, backtest, plot, list datasets, zero-shot, train, fine-tune.
 
 Heavy imports (GluonTS, statsforecast, torch, the estimators) happen inside the
 subcommands so ``lagllama --help`` stays fast. Bad input (ValueError, FileNotFoundError)
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,10 +61,22 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--windows", type=int, default=1, help="rolling backtest windows per series (default 1)"
     )
+    _column_arguments(group)
+
+
+def _column_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--freq", help="pandas frequency for files (default: inferred)")
-    group.add_argument("--timestamp-column", default="timestamp", help="time column of CSV/parquet")
-    group.add_argument("--target-column", help="target column (long form)")
-    group.add_argument("--item-id-column", help="series id column (long form)")
+    group.add_argument(
+        "--timestamp-column", help="time column of CSV/parquet (default: timestamp or ds)"
+    )
+    group.add_argument(
+        "--target-column", help="target column, long form (default: target, y or value)"
+    )
+    group.add_argument(
+        "--item-id-column",
+        help="series id column; its presence means long form (default: item_id, unique_id, id "
+        "or series; wide form without one)",
+    )
 
 
 def _model_arguments(parser: argparse.ArgumentParser, checkpoint_required: bool = False) -> None:
@@ -108,6 +120,55 @@ def _report_arguments(parser: argparse.ArgumentParser, baselines: str | None) ->
     )
 
 
+def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--file", type=Path, metavar="PATH", help="a .csv or .parquet file")
+    group.add_argument("--dataset", metavar="NAME", help="a GluonTS/Monash dataset name")
+    group.add_argument("--data-dir", type=Path, help="folder holding dataset folders")
+    group.add_argument("--no-download", action="store_true", help="never download a dataset")
+    group.add_argument(
+        "--prediction-length",
+        type=int,
+        help="steps to forecast (required for --file; datasets default to their own)",
+    )
+    _column_arguments(group)
+    group.add_argument(
+        "--chunk-rows", type=int, help="rows of a long file read at a time (default 100,000)"
+    )
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        help="a shipped checkpoint (default: the package's, lagllama-small), a checkpoint path, "
+        f"or a baseline: {', '.join(BASELINE_NAMES)}",
+    )
+    group.add_argument(
+        "--quantiles", default="0.1,0.5,0.9", help="comma-separated levels (default 0.1,0.5,0.9)"
+    )
+    group.add_argument("--num-samples", type=int, default=100, help="sample paths (default 100)")
+    group.add_argument(
+        "--seed", type=int, default=0, help="seed of every series' paths (default 0)"
+    )
+    group.add_argument("--batch-size", type=int, default=64, help="series per batch (default 64)")
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "--output", type=Path, required=True, help="forecast table: NAME.csv or NAME.parquet"
+    )
+    group.add_argument("--plot", type=Path, metavar="FOLDER", help="fan charts of the first series")
+    group.add_argument("--num-plots", type=int, default=6, help="series to plot (default 6)")
+    group.add_argument("--quiet", action="store_true", help="no progress bar")
+    group = parser.add_argument_group("Ray")
+    group.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: one process, chunked (default); ray: Ray Data actors, parquet output",
+    )
+    group.add_argument(
+        "--ray-address", help="an existing Ray cluster, HOST:6379 (default: a local Ray instance)"
+    )
+    group.add_argument("--ray-workers", type=int, help="actors (default: one per CPU of Ray)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
     parser = argparse.ArgumentParser(
@@ -115,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Probabilistic forecasting with Lag-Llama on GluonTS: evaluate, plot, train.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "forecast",
+        help="forecast the future of every series into a CSV/parquet table (and fan charts)",
+        description="Forecast PREDICTION_LENGTH steps after the last timestamp of every series. "
+        "Writes one row per (series, timestamp) with mean and quantile columns. Large files are "
+        "read in chunks (a series' rows must be contiguous); --engine ray runs on a Ray cluster. "
+        "Example: lagllama forecast --file sales.csv --prediction-length 12 --output f.csv",
+    )
+    _forecast_arguments(p)
+    p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser(
         "backtest",
@@ -323,6 +395,15 @@ def _run_backtest(
     from lagllama.evaluation import backtest
 
     tasks = load_tasks(args)
+    for task in tasks:
+        if task.skipped:
+            shown = ", ".join(task.skipped[:10]) + (", ..." if len(task.skipped) > 10 else "")
+            print(
+                f"lagllama: left out {len(task.skipped)} series of {task.name} shorter than the "
+                f"backtest window plus one point ({task.prediction_length * task.windows + 1}): "
+                f"{shown}",
+                file=sys.stderr,
+            )
     baselines = _names(args.baselines)
     unknown = sorted(set(baselines) - set(BASELINE_NAMES))
     if unknown:
@@ -333,6 +414,107 @@ def _run_backtest(
 
 
 # ---------------------------------------------------------------- subcommands
+def _quantiles(text: str) -> list[float]:
+    try:
+        return [float(q) for q in _names(text)]
+    except ValueError:
+        raise ValueError(
+            f"--quantiles must be numbers in (0, 1), e.g. 0.1,0.5,0.9; got {text!r}"
+        ) from None
+
+
+def _first_entries(chunks: Iterable, n: int, store: list) -> Iterator:
+    """Pass chunks through, keeping (id, entry) of the first ``n`` series in ``store``."""
+    for chunk in chunks:
+        room = n - len(store)
+        store += list(zip(chunk.ids[:room], chunk.entries[:room]))
+        yield chunk
+
+
+def _plot_forecasts(args: argparse.Namespace, series: list, prediction_length: int) -> None:
+    """Fan charts of ``series`` (same model and seeds as the table) into ``--plot``."""
+    import re
+
+    from lagllama.forecasting import Forecaster
+    from lagllama.plotting import plot_forecast, save_figure
+
+    entries = [entry for _, entry in series]
+    forecaster = Forecaster(
+        args.model,
+        prediction_length,
+        entries[0]["start"].freqstr,
+        _quantiles(args.quantiles),
+        args.num_samples,
+        args.seed,
+        args.batch_size,
+    )
+    for i, ((item_id, entry), forecast) in enumerate(zip(series, forecaster.predict(entries))):
+        ax, _ = plot_forecast(forecast, entry, title=f"{args.model}: {item_id}")
+        name = re.sub(r"[^\w.-]+", "_", str(item_id))
+        save_figure(ax.figure, args.plot / f"{i + 1:02d}_{name}.png")
+    print(f"{len(series)} fan charts written to {args.plot}")
+
+
+def cmd_forecast(args: argparse.Namespace) -> None:
+    """``lagllama forecast``: future forecasts of a file or dataset into a tidy table."""
+    from lagllama.data import load_dataset
+    from lagllama.forecasting import (
+        CHUNK_ROWS,
+        dataset_chunks,
+        file_chunks,
+        forecast_chunks,
+        summary_line,
+    )
+    from lagllama.pretrained import DEFAULT_NAME
+
+    if (args.file is None) == (args.dataset is None):
+        raise ValueError("give one --file PATH or --dataset NAME")
+    args.model = args.model or DEFAULT_NAME
+    h = args.prediction_length
+    if args.file is not None:
+        if h is None:
+            raise ValueError(f"--prediction-length is required for --file {args.file}")
+        chunks = file_chunks(
+            args.file,
+            h,
+            args.freq,
+            args.timestamp_column,
+            args.target_column,
+            args.item_id_column,
+            args.chunk_rows or CHUNK_ROWS,
+        )
+    else:
+        data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+        h = h or data.metadata.prediction_length
+        chunks = dataset_chunks(data.test, h)
+    if h < 1:
+        raise ValueError(f"--prediction-length must be >= 1, got {h}")
+    first: list = []
+    if args.plot is not None:
+        chunks = _first_entries(chunks, args.num_plots, first)
+    options = {
+        "model": args.model,
+        "quantiles": _quantiles(args.quantiles),
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "progress": not args.quiet,
+    }
+    if args.engine == "ray":
+        from lagllama.forecasting_ray import forecast_ray
+
+        run = forecast_ray(
+            chunks, args.output, h, address=args.ray_address, workers=args.ray_workers, **options
+        )
+    else:
+        run = forecast_chunks(chunks, args.output, h, **options)
+    rate = run.counts["series"] / max(run.seconds, 1e-9)
+    print(f"wrote {run.rows:,} rows to {run.output} in {run.seconds:.1f} s ({rate:.1f} series/s)")
+    print(summary_line(run.counts))
+    if first:
+        _plot_forecasts(args, first, h)
+
+
 def cmd_backtest(args: argparse.Namespace) -> None:
     """``lagllama backtest``: baselines (and optionally zero-shot Lag-Llama) on datasets."""
     names = _names(args.models)
@@ -363,9 +545,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from lagllama.pretraining.train import run_pretraining
 
     config = PretrainConfig.load(args.config)
-    summary = run_pretraining(
-        config, max_minutes=args.max_minutes, stop_at_step=args.stop_at_step
-    )
+    summary = run_pretraining(config, max_minutes=args.max_minutes, stop_at_step=args.stop_at_step)
     if args.export is not None:
         from lagllama.pretrained import export_checkpoint
 
@@ -410,6 +590,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lagllama`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from lagllama.frequency import ignore_gluonts_frequency_warnings
+
+    ignore_gluonts_frequency_warnings()
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as err:

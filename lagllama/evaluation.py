@@ -36,6 +36,7 @@ from gluonts.time_feature import get_seasonality
 from tqdm.auto import tqdm
 
 from lagllama.data import dataset_freq, load_dataset
+from lagllama.frequency import offset_alias
 
 #: Quantiles averaged by WQL (Chronos / GluonTS convention).
 WQL_QUANTILES = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -64,11 +65,13 @@ class BacktestTask:
     prediction_length: int
     freq: str
     windows: int = 1
+    #: Ids of series left out because they are shorter than the backtest window plus one point.
+    skipped: tuple[str, ...] = ()
 
     @property
     def season_length(self) -> int:
         """Seasonal period used by seasonal naive, MASE and MSIS."""
-        return get_seasonality(self.freq)
+        return get_seasonality(offset_alias(self.freq))
 
     def train_data(self) -> Dataset:
         """Each series without its test windows: what a model may be trained on."""
@@ -86,27 +89,51 @@ class BacktestTask:
 PredictorSpec = Predictor | Callable[[BacktestTask], Predictor]
 
 
+def drop_short(name: str, dataset: Dataset, min_length: int) -> tuple[Dataset, tuple[str, ...]]:
+    """``dataset`` without series shorter than ``min_length``, and the ids left out.
+
+    A backtest needs every series to cover its windows plus one point of history; GluonTS
+    would otherwise stop the whole run on the first short series.
+    """
+    short = tuple(
+        str(entry.get("item_id", i))
+        for i, entry in enumerate(dataset)
+        if len(entry["target"]) < min_length
+    )
+    if not short:
+        return dataset, ()
+    kept = [entry for entry in dataset if len(entry["target"]) >= min_length]
+    if not kept:
+        raise ValueError(
+            f"every series of {name} is shorter than {min_length} points (prediction length x "
+            "windows + 1); use a shorter --prediction-length or fewer --windows"
+        )
+    return kept, short
+
+
+def _task(
+    name: str, dataset: Dataset, prediction_length: int, freq: str, windows: int
+) -> BacktestTask:
+    kept, skipped = drop_short(name, dataset, prediction_length * windows + 1)
+    return BacktestTask(name, kept, prediction_length, freq, windows, skipped)
+
+
 def repository_task(
     name: str, data_dir: str | Path | None = None, windows: int = 1, download: bool = True
 ) -> BacktestTask:
     """A task for a GluonTS/Monash dataset: its ``test`` split holds the full series."""
     ds = load_dataset(name, data_dir=data_dir, download=download)
-    return BacktestTask(
-        name=name,
-        dataset=ds.test,
-        prediction_length=ds.metadata.prediction_length,
-        freq=ds.metadata.freq,
-        windows=windows,
-    )
+    return _task(name, ds.test, ds.metadata.prediction_length, ds.metadata.freq, windows)
 
 
 def dataset_task(
     name: str, dataset: Dataset, prediction_length: int, windows: int = 1
 ) -> BacktestTask:
-    """A task for a user's dataset (e.g. from :func:`lagllama.data.read_file`)."""
+    """A task for a user's dataset (e.g. from :func:`lagllama.data.read_file`); series too
+    short for the windows are left out and listed in ``skipped``."""
     if prediction_length < 1:
         raise ValueError(f"prediction_length must be >= 1, got {prediction_length}")
-    return BacktestTask(name, dataset, prediction_length, dataset_freq(dataset), windows)
+    return _task(name, dataset, prediction_length, dataset_freq(dataset), windows)
 
 
 def impute(target: np.ndarray) -> np.ndarray:
@@ -157,9 +184,12 @@ def seasonal_naive(task: BacktestTask) -> Predictor:
     )
 
 
-def baseline(name: str, impute_missing: bool = True) -> Callable[[BacktestTask], Predictor]:
+def baseline(
+    name: str, impute_missing: bool = True, quantile_levels: Sequence[float] = FORECAST_QUANTILES
+) -> Callable[[BacktestTask], Predictor]:
     """Factory for a baseline by name (``seasonal-naive``, ``auto-ets``, ``auto-theta``,
-    ``auto-arima``); statsforecast models are wrapped in a seasonal-naive fallback."""
+    ``auto-arima``); statsforecast models forecast ``quantile_levels`` and are wrapped in a
+    seasonal-naive fallback."""
     if name == BASELINE:
         return seasonal_naive
     if name not in STATSFORECAST_MODELS:
@@ -171,7 +201,7 @@ def baseline(name: str, impute_missing: bool = True) -> Callable[[BacktestTask],
         predictor_cls = getattr(statsforecast, STATSFORECAST_MODELS[name])
         primary = predictor_cls(
             prediction_length=task.prediction_length,
-            quantile_levels=list(FORECAST_QUANTILES),
+            quantile_levels=list(quantile_levels),
             season_length=task.season_length,
         )
         return FallbackPredictor(primary, seasonal_naive(task), impute_missing=impute_missing)
@@ -239,6 +269,7 @@ def run_model(name: str, spec: PredictorSpec, task: BacktestTask) -> dict:
         "windows": task.windows,
         "fallbacks": getattr(predictor, "num_fallbacks", 0),
         "imputed": getattr(predictor, "num_imputed", 0),
+        "too_short": len(task.skipped),
         "runtime_s": seconds,
         "s_per_series": seconds / max(len(forecasts), 1),
     }
@@ -306,10 +337,10 @@ class BacktestReport:
         totals = self.results.groupby("model", sort=False)[["runtime_s", "num_series"]].sum()
         agg = agg.join(totals, on="model")
         agg["s_per_series"] = agg["runtime_s"] / (agg["num_series"] * 1.0)
-        for count in ("fallbacks", "imputed"):
+        for count in ("fallbacks", "imputed", "too_short"):
             agg[count] = agg["model"].map(self.results.groupby("model")[count].sum())
         table = pd.concat([self.results, agg], ignore_index=True)[self.results.columns]
-        counts = ["num_series", "windows", "fallbacks", "imputed"]
+        counts = ["num_series", "windows", "fallbacks", "imputed", "too_short"]
         return table.astype(dict.fromkeys(counts, "Int64"))
 
     def to_markdown(self) -> str:
@@ -320,6 +351,12 @@ class BacktestReport:
             f"forecasts fell back to seasonal naive; {r.imputed} inputs had NaNs imputed"
             for r in touched.itertuples()
         ] or ["- no model fell back to seasonal naive and no input needed imputation"]
+        skipped = self.results.drop_duplicates("dataset")
+        notes += [
+            f"- {r.dataset}: {r.too_short} series left out, shorter than the backtest window "
+            "plus one point"
+            for r in skipped[skipped["too_short"] > 0].itertuples()
+        ]
         return (
             "\n\n".join(
                 [
@@ -395,6 +432,7 @@ def backtest(
                 "freq": t.freq,
                 "season_length": t.season_length,
                 "windows": t.windows,
+                "too_short": list(t.skipped),
             }
             for t in tasks
         ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import pandas as pd
 from gluonts.time_feature import (
     TimeFeature,
     day_of_month,
@@ -35,6 +36,32 @@ def validate_freq(freq: str) -> str:
             f"unknown frequency {freq!r}: not a pandas frequency string (e.g. 'h', 'D', 'W', 'M')"
         ) from err
     return freq
+
+
+def offset_alias(freq: str) -> str:
+    """The offset alias of a period frequency (``"M"`` -> ``"ME"``, ``"Q-DEC"`` -> ``"QE-DEC"``),
+    which pandas parses without a deprecation warning; other strings come back unchanged."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # business-day periods
+            return pd.Period("2000-01-01", freq=freq).freq.freqstr
+    except (ValueError, TypeError):
+        return freq
+
+
+def ignore_gluonts_frequency_warnings() -> None:
+    """Silence pandas' deprecated-alias FutureWarning when GluonTS itself parses a frequency.
+
+    Repository datasets carry old aliases (``"H"``, ``"M"``) in their metadata, which GluonTS
+    hands to pandas; only that warning, and only from GluonTS, is filtered. Entry points call
+    this (the ``lagllama`` command, the demo), never library imports.
+    """
+    warnings.filterwarnings(
+        "ignore",
+        message=r"'[\w-]+' is deprecated and will be removed in a future version",
+        category=FutureWarning,
+        module="gluonts",
+    )
 
 
 def lags_for_frequency(freq: str) -> list[int]:

@@ -63,9 +63,10 @@ def load_sample_datasets() -> list[SampleDataset]:
         {"sunspots": sun["SUNACTIVITY"].to_numpy()},
         index=pd.period_range(str(int(sun["YEAR"].iloc[0])), periods=len(sun), freq="Y"),
     )
+    # GluonTS parses the dataset frequency as an offset: give the aliases pandas >= 2.2 keeps
     return [
-        SampleDataset("us_macro_quarterly", _entries(macro, "Q"), "Q", 8),
-        SampleDataset("elnino_monthly", _entries(elnino, "M"), "M", 12),
+        SampleDataset("us_macro_quarterly", _entries(macro, "QE"), "Q", 8),
+        SampleDataset("elnino_monthly", _entries(elnino, "ME"), "M", 12),
         SampleDataset("co2_weekly", _entries(co2, "W-SAT"), "W-SAT", 13),
-        SampleDataset("sunspots_yearly", _entries(sun, "Y"), "Y", 6),
+        SampleDataset("sunspots_yearly", _entries(sun, "YE"), "Y", 6),
     ]

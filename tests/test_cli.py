@@ -57,6 +57,7 @@ def test_backtest_file_writes_reports(wide_csv: Path, tmp_path: Path, capsys) ->
         "freq": "M",
         "season_length": 12,
         "windows": 2,
+        "too_short": [],
     }
     assert "# Backtest report" in (out / "report.md").read_text()
 

@@ -6,6 +6,8 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -21,9 +23,26 @@ def test_readme_starts_with_the_two_setup_commands() -> None:
     assert commands == ["make demo", "make test"]
 
 
+def test_forecast_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (block,) = [b for b in python_blocks() if "lagllama.forecast(" in b]
+    assert len(block.strip().splitlines()) <= 10
+    monkeypatch.chdir(tmp_path)
+    stamps = pd.date_range("2023-01-01", periods=40, freq="W-SUN")
+    sales = pd.concat(
+        pd.DataFrame({"item_id": sku, "timestamp": stamps, "target": np.arange(40.0) % 7 + k})
+        for k, sku in enumerate(["A-1", "B-2"])
+    )
+    sales.to_csv("sales.csv", index=False)
+    namespace = {"__name__": "__forecast__"}
+    exec(compile(block, str(README), "exec"), namespace)
+    forecasts = namespace["forecasts"]
+    assert list(forecasts.columns) == ["item_id", "timestamp", "mean", "0.1", "0.5", "0.9"]
+    assert len(forecasts) == 24 and forecasts["timestamp"].iloc[0] == pd.Timestamp("2023-10-08")
+
+
 def test_quickstart_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("statsmodels")
-    quickstart = python_blocks()[0]
+    (quickstart,) = [b for b in python_blocks() if "LagLlamaEstimator(" in b and "quickstart" in b]
     assert len(quickstart.strip().splitlines()) <= 15
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "0"))

@@ -79,8 +79,10 @@ class LagLlamaLightningModule(pl.LightningModule):
         past_observed_values: torch.Tensor,
         past_time_feat: torch.Tensor | None = None,
         future_time_feat: torch.Tensor | None = None,
+        sample_seed: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Sample paths (B, num_parallel_samples, prediction_length)."""
+        """Sample paths (B, num_parallel_samples, prediction_length); with ``sample_seed``
+        (B,) each series draws from its own generator (see :meth:`LagLlamaModel.sample`)."""
         return self.model.sample(
             past_target,
             past_observed_values,
@@ -88,6 +90,7 @@ class LagLlamaLightningModule(pl.LightningModule):
             future_time_feat,
             num_samples=self.num_parallel_samples,
             use_kv_cache=self.use_kv_cache,
+            seeds=sample_seed,
         )
 
     def _loss(self, batch: dict[str, torch.Tensor], train: bool) -> torch.Tensor:

@@ -21,7 +21,7 @@ from gluonts.torch.distributions import DistributionOutput
 from torch import nn
 from torch.distributions import Distribution
 
-from lagllama.distributions import make_distr_output
+from lagllama.distributions import make_distr_output, sample_with_generators
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.nn.decoder import Decoder
 from lagllama.scaling import make_scaler
@@ -223,11 +223,14 @@ class LagLlamaModel(nn.Module):
         num_samples: int = 100,
         prediction_length: int | None = None,
         use_kv_cache: bool = True,
+        seeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``num_samples`` coherent sample paths (B, num_samples, prediction_length).
 
         Scale and lag buffer are built once per forecast. With the KV cache each step costs
         one token; without it the whole window is recomputed (kept for checking and timing).
+        ``seeds`` (B,) int64: each series draws from its own ``torch.Generator``, so its paths
+        do not depend on the batch it is in; without them torch's global RNG is used.
         """
         if self.training:  # never sample with dropout on
             self.eval()
@@ -240,6 +243,7 @@ class LagLlamaModel(nn.Module):
                     num_samples,
                     prediction_length,
                     use_kv_cache,
+                    seeds,
                 )
             finally:
                 self.train()
@@ -279,9 +283,18 @@ class LagLlamaModel(nn.Module):
             expand()
             hidden = self.decoder(features(prefix), seq_len=seq_len)[:, -1:]
 
+        generators = None
+        if seeds is not None:
+            generators = [
+                torch.Generator(series.device).manual_seed(int(s)) for s in seeds.tolist()
+            ]
         paths = torch.empty(B * S, h, dtype=series.dtype, device=series.device)
         for i in range(h):
-            value = self.distribution(hidden, loc, scale).sample()[:, 0]
+            distr = self.distribution(hidden, loc, scale)
+            if generators is None:
+                value = distr.sample()[:, 0]
+            else:
+                value = sample_with_generators(distr, generators)[:, 0]
             paths[:, i] = value
             series[:, P + i] = ((value - loc[:, 0]) / scale[:, 0]).nan_to_num(0.0)
             if i + 1 == h:
