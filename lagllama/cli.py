@@ -79,13 +79,13 @@ def _column_arguments(group: argparse._ArgumentGroup) -> None:
     )
 
 
-def _model_arguments(parser: argparse.ArgumentParser, checkpoint_required: bool = False) -> None:
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Lag-Llama")
     group.add_argument(
         "--checkpoint",
         type=Path,
-        required=checkpoint_required,
-        help="Lag-Llama checkpoint (.ckpt)",
+        help="a shipped model's name (e.g. lagllama-small) or a Lag-Llama checkpoint file "
+        "(.ckpt); default: the package's default pretrained model",
     )
     group.add_argument("--context-length", type=int, help="context window (default: model's)")
     group.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
@@ -94,13 +94,66 @@ def _model_arguments(parser: argparse.ArgumentParser, checkpoint_required: bool 
     )
 
 
-def _training_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("training")
-    group.add_argument("--max-epochs", type=int, default=5, help="epochs (default 5)")
+def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("hardware (passed to Lightning)")
     group.add_argument(
-        "--num-batches-per-epoch", type=int, default=50, help="batches per epoch (default 50)"
+        "--accelerator",
+        default=None,
+        help="cpu, gpu, mps or auto (default: auto; pretrain: config)",
     )
-    group.add_argument("--lr", type=float, help="learning rate (default: estimator's)")
+    group.add_argument("--devices", default=None, help="e.g. 1, 2 or auto (default: auto)")
+    group.add_argument(
+        "--precision", default=None, help="e.g. 32-true, bf16-mixed, 16-mixed (default 32-true)"
+    )
+
+
+def _hardware(args: argparse.Namespace) -> dict[str, Any]:
+    """Lightning trainer arguments from ``--accelerator/--devices/--precision``."""
+    values = {"accelerator": args.accelerator or "auto"}
+    if args.devices is not None:
+        values["devices"] = int(args.devices) if args.devices.isdigit() else args.devices
+    if args.precision is not None:
+        values["precision"] = args.precision
+    return values
+
+
+def _training_arguments(parser: argparse.ArgumentParser, fine_tune: bool = False) -> None:
+    from lagllama.fine_tuning import DEFAULTS
+
+    group = parser.add_argument_group("training")
+    epochs = DEFAULTS["max_epochs"] if fine_tune else 5
+    batches = DEFAULTS["num_batches_per_epoch"] if fine_tune else 50
+    group.add_argument("--max-epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
+    group.add_argument(
+        "--num-batches-per-epoch",
+        type=int,
+        default=batches,
+        help=f"batches per epoch (default {batches})",
+    )
+    group.add_argument("--lr", type=float, help="learning rate (default: estimator's/recipe's)")
+    if not fine_tune:
+        return
+    group.add_argument("--max-minutes", type=float, help="wall-clock budget per dataset")
+    group.add_argument("--max-steps", type=int, help="optimiser steps at most per dataset")
+    group.add_argument(
+        "--patience",
+        type=int,
+        default=DEFAULTS["patience"],
+        help="stop after this many epochs without a better validation score (0: never)",
+    )
+    group.add_argument(
+        "--freeze-layers",
+        type=int,
+        default=DEFAULTS["freeze_layers"],
+        help="freeze the input projection and this many lower decoder blocks",
+    )
+    group.add_argument("--warmup-steps", type=int, default=DEFAULTS["warmup_steps"])
+    group.add_argument(
+        "--ema-decay",
+        type=float,
+        default=DEFAULTS["ema_decay"],
+        help="decay of the weights' moving average; 0 turns it off",
+    )
 
 
 def _report_arguments(parser: argparse.ArgumentParser, baselines: str | None) -> None:
@@ -248,8 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
             "save the predictor under OUTPUT/models/DATASET and score it against baselines.",
         )
         _data_arguments(p)
-        _model_arguments(p, checkpoint_required=name == "fine-tune")
-        _training_arguments(p)
+        _model_arguments(p)
+        _training_arguments(p, fine_tune=name == "fine-tune")
+        _hardware_arguments(p)
         _report_arguments(p, baselines="seasonal-naive")
         p.set_defaults(func=cmd_train, fine_tune=name == "fine-tune")
 
@@ -279,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="after training, export the last checkpoint (safetensors + config JSON) into DIR",
     )
+    _hardware_arguments(p)
     p.set_defaults(func=cmd_pretrain)
     return parser
 
@@ -313,17 +368,18 @@ def load_tasks(args: argparse.Namespace) -> list[BacktestTask]:
 
 
 def _checkpoint(args: argparse.Namespace) -> Path:
-    """``--checkpoint``, else the packaged default; a clear error when neither exists."""
-    path = args.checkpoint
-    if path is None:
-        try:
-            from lagllama.pretrained import default_checkpoint_path
+    """``--checkpoint`` (a shipped model's name or a file), else the packaged default."""
+    from lagllama.pretrained import DEFAULT_NAME, available_models, checkpoint_path
 
-            path = Path(default_checkpoint_path())
+    path = args.checkpoint
+    if path is None or str(path) in available_models():
+        try:
+            return Path(checkpoint_path(DEFAULT_NAME if path is None else str(path)))
         except (ImportError, FileNotFoundError) as err:
             raise ValueError(f"no default checkpoint available ({err}); pass --checkpoint") from err
     if not Path(path).exists():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        shipped = ", ".join(available_models()) or "none"
+        raise FileNotFoundError(f"checkpoint not found: {path} (shipped models: {shipped})")
     return Path(path)
 
 
@@ -333,8 +389,8 @@ def _estimator_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "num_parallel_samples": args.num_samples,
         "trainer_kwargs": {
             "max_epochs": getattr(args, "max_epochs", 1),
-            "accelerator": "cpu",
             "logger": False,
+            **(_hardware(args) if hasattr(args, "accelerator") else {"accelerator": "cpu"}),
         },
     }
     if args.context_length is not None:
@@ -369,8 +425,11 @@ def lag_llama_factory(
             return estimator.create_zero_shot_predictor()
         # Lightning's checkpoints and logs are kept: they are what `fine-tune` starts from.
         root = (args.output or Path("lagllama_runs")) / "training" / task.name
-        estimator.trainer_kwargs["default_root_dir"] = str(root)
-        predictor = estimator.train(task.train_data())
+        if checkpoint is not None:
+            predictor = _fine_tune(args, task, checkpoint, root)
+        else:
+            estimator.trainer_kwargs["default_root_dir"] = str(root)
+            predictor = estimator.train(task.train_data())
         print(f"checkpoints of {task.name} kept under {root}", file=sys.stderr)
         if args.output is not None:
             folder = args.output / "models" / task.name
@@ -379,6 +438,42 @@ def lag_llama_factory(
         return predictor
 
     return factory
+
+
+def _fine_tune(args: argparse.Namespace, task: BacktestTask, checkpoint: Path, root: Path):
+    """The fine-tuning recipe of :mod:`lagllama.fine_tuning` on one task's training part."""
+    from lagllama.fine_tuning import DEFAULTS, fine_tune
+
+    kwargs = _estimator_kwargs(args)
+    trainer = {**kwargs.pop("trainer_kwargs"), "default_root_dir": str(root)}
+    result = fine_tune(
+        task.train_data(),
+        task.prediction_length,
+        checkpoint=checkpoint,
+        freq=task.freq,
+        lr=kwargs.pop("lr", DEFAULTS["lr"]),
+        warmup_steps=args.warmup_steps,
+        ema_decay=args.ema_decay or None,
+        max_epochs=trainer.pop("max_epochs"),
+        max_steps=args.max_steps,
+        patience=args.patience,
+        freeze_layers=args.freeze_layers,
+        max_minutes=args.max_minutes,
+        trainer_kwargs=trainer,
+        **kwargs,
+    )
+    r = result.report
+    verdict = (
+        "no epoch beat the starting model: kept the starting model"
+        if r.kept_start
+        else f"best validation loss {r.best_val_loss:.4f} at step {r.best_step}"
+    )
+    print(
+        f"fine-tuned {task.name}: validation loss {r.start_val_loss:.4f} at the start, "
+        f"{verdict}; {r.steps} steps in {r.wall_s:.0f} s",
+        file=sys.stderr,
+    )
+    return result.predictor
 
 
 def _finish(report: BacktestReport, output: Path | None) -> None:
@@ -545,6 +640,10 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from lagllama.pretraining.train import run_pretraining
 
     config = PretrainConfig.load(args.config)
+    for key in ("accelerator", "devices", "precision"):
+        if getattr(args, key) is not None:
+            value = getattr(args, key)
+            setattr(config, key, int(value) if key == "devices" and value.isdigit() else value)
     summary = run_pretraining(config, max_minutes=args.max_minutes, stop_at_step=args.stop_at_step)
     if args.export is not None:
         from lagllama.pretrained import export_checkpoint

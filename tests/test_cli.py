@@ -208,8 +208,20 @@ def test_train_and_fine_tune_save_predictors(
     assert (out / "models" / "sales" / "predictor.json").exists()
 
 
-def test_fine_tune_requires_checkpoint(wide_csv: Path, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(["fine-tune", "--file", str(wide_csv), "--prediction-length", str(H)])
-    assert exit_.value.code == 2
-    assert "--checkpoint" in capsys.readouterr().err
+def test_fine_tune_defaults_to_the_shipped_model_and_reports_the_recipe(
+    wide_csv: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "ft"
+    args = ["fine-tune", "--file", str(wide_csv), "--prediction-length", str(H)]
+    args += ["--batch-size", "8", "--num-samples", "10", *TRAIN, "--output", str(out)]
+    args += ["--accelerator", "cpu", "--devices", "1", "--precision", "32-true"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "fine-tuned sales: validation loss" in err and "steps in" in err
+    assert np.isfinite(_scores(out).loc["lag-llama-fine-tuned", "WQL"])
+
+
+def test_unknown_checkpoint_names_the_shipped_models(wide_csv: Path, capsys) -> None:
+    args = ["fine-tune", "--file", str(wide_csv), "--prediction-length", str(H)]
+    assert main([*args, "--checkpoint", "lagllama-huge"]) == 2
+    assert "lagllama-huge" in capsys.readouterr().err
