@@ -94,6 +94,27 @@ def test_kv_cache_equals_full_recomputation(scaling: str | None) -> None:
     torch.testing.assert_close(torch.cat(chunks, dim=1), full, atol=1e-5, rtol=1e-5)
 
 
+def test_shared_prefix_continuations_equal_full_recomputation() -> None:
+    """Many continuations of each prefix, sharing its cache: each row's decode steps equal
+    recomputing that row's whole sequence (prefix copied) from scratch."""
+    decoder = _decoder()
+    B, S, prefix_len, steps = 3, 4, 7, 5
+    prefix = torch.randn(B, prefix_len, 6)
+    cache = decoder.new_cache(B, prefix_len + steps, prefix)
+    decoder(prefix, cache)
+    shared = cache.expand(S)
+    tokens = torch.randn(B * S, steps, 6)  # every continuation goes its own way
+    outputs = [decoder(tokens[:, t : t + 1], shared) for t in range(steps)]
+    rows = torch.cat((prefix.repeat_interleave(S, 0), tokens), dim=1)
+    full = decoder(rows, seq_len=prefix_len + steps)[:, prefix_len:]
+    torch.testing.assert_close(torch.cat(outputs, dim=1), full, atol=1e-5, rtol=1e-5)
+    assert shared.keys.shape[1] == B * S and shared.keys.shape[3] == steps  # prefix not copied
+    with pytest.raises(ValueError, match="overflow"):
+        decoder(tokens[:, :1], shared)
+    with pytest.raises(ValueError, match="one token at a time"):
+        decoder(tokens[:, :2], cache.expand(S))
+
+
 def test_kv_cache_overflow_is_an_error() -> None:
     decoder = _decoder()
     x = torch.randn(1, 5, 6)

@@ -3,8 +3,8 @@
 Token ``t`` of a window predicts the value at time ``t`` from the values at ``t - lag`` for
 every lag (all >= 1), so the model is causal by construction. Values are scaled once per
 series from the context window; ``log1p|loc|`` and ``log scale`` ride along on every token.
-Sampling prefills the context once per series, then copies the key/value cache for each
-sample path and decodes one token per step.
+Sampling prefills the context once per series, then decodes one token per step for every
+sample path, the paths of a series sharing its cached context (never copied).
 
 Options from the config: ProbSparse attention and sparse MoE feed-forward layers (see
 :mod:`lagllama.nn.decoder`); causal distilling (sampling then recomputes the window instead of
@@ -276,7 +276,7 @@ class LagLlamaModel(nn.Module):
         if use_kv_cache:
             cache = self.decoder.new_cache(B, seq_len, series)
             hidden = self.decoder(features(prefix), cache)[:, -1:]
-            cache = cache.repeat_interleave(S)
+            cache = cache.expand(S)
             hidden = hidden.repeat_interleave(S, 0)
             expand()
         else:

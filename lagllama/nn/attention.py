@@ -58,7 +58,8 @@ class CausalSelfAttention(nn.Module):
     ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.split_heads(x, cos, sin)
-        if cache is not None:
-            k, v = cache.update(layer, k, v)
-        y = self.attend(q, k, v)
+        if cache is None:
+            y = self.attend(q, k, v)
+        else:
+            y = cache.attention(layer, q, k, v, self.attend)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))

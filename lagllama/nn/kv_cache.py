@@ -1,8 +1,13 @@
-"""A preallocated key/value cache for autoregressive decoding."""
+"""Preallocated key/value caches for autoregressive decoding: one for a batch of sequences,
+and one for many sampled continuations of each that share (never copy) its prefix."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class KVCache:
@@ -43,13 +48,72 @@ class KVCache:
         self.values[layer, :, :, self.length : end] = v
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
+    def attention(
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attend: Attend
+    ) -> torch.Tensor:
+        """Store the chunk's keys/values, then ``attend(q, all keys, all values)``."""
+        keys, values = self.update(layer, k, v)
+        return attend(q, keys, values)
+
     def advance(self, n: int) -> None:
         self.length += n
 
-    def repeat_interleave(self, repeats: int) -> KVCache:
-        """A cache whose batch holds each row ``repeats`` times (prefill once, sample many)."""
-        out = KVCache.__new__(KVCache)
-        out.keys = self.keys.repeat_interleave(repeats, dim=1)
-        out.values = self.values.repeat_interleave(repeats, dim=1)
-        out.length = self.length
-        return out
+    def expand(self, repeats: int) -> SharedPrefixCache:
+        """A cache for ``repeats`` continuations of every cached sequence (prefill once,
+        sample many), rows ``b * repeats + s``; the prefix is shared, not copied."""
+        return SharedPrefixCache(self, repeats)
+
+
+class SharedPrefixCache(KVCache):
+    """``repeats`` continuations of each sequence of a filled :class:`KVCache`.
+
+    The prefix keys/values stay once per sequence; only the continuations' own tokens are
+    stored per row. A decode step (one query per row) scores the prefix with one matrix
+    product per sequence and head for all its continuations, scores the row's own tokens,
+    and takes one softmax over both: exactly attention over a copied prefix, without reading
+    ``repeats`` copies of it from memory at every step. Inference only (no dropout).
+    """
+
+    def __init__(self, prefix: KVCache, repeats: int) -> None:
+        n_layer, batch, n_head, max_len, head_dim = prefix.keys.shape
+        self.prefix_keys = prefix.keys[:, :, :, : prefix.length]
+        self.prefix_values = prefix.values[:, :, :, : prefix.length]
+        self.prefix_length = prefix.length
+        self.repeats = repeats
+        self._max_len = max_len
+        shape = (n_layer, batch * repeats, n_head, max_len - prefix.length, head_dim)
+        like = prefix.keys
+        self.keys = torch.zeros(shape, dtype=like.dtype, device=like.device)
+        self.values = torch.zeros(shape, dtype=like.dtype, device=like.device)
+        self.length = prefix.length
+
+    @property
+    def max_len(self) -> int:
+        return self._max_len
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        raise NotImplementedError("a shared-prefix cache is read through attention()")
+
+    def attention(
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attend: Attend
+    ) -> torch.Tensor:
+        if q.shape[2] != 1:
+            raise ValueError("continuations of a shared prefix decode one token at a time")
+        t = self.length - self.prefix_length
+        if self.length >= self._max_len:
+            raise ValueError(f"KV cache overflow: {self.length + 1} positions > {self._max_len}")
+        self.keys[layer, :, :, t] = k[:, :, 0]
+        self.values[layer, :, :, t] = v[:, :, 0]
+        own_k, own_v = self.keys[layer, :, :, : t + 1], self.values[layer, :, :, : t + 1]
+        rows, n_head, _, head_dim = q.shape
+        batch, S = rows // self.repeats, self.repeats
+        scale = head_dim**-0.5
+        q_shared = q.reshape(batch, S, n_head, head_dim).transpose(1, 2)  # (B, H, S, D)
+        shared = q_shared @ self.prefix_keys[layer].transpose(-1, -2)  # (B, H, S, Lp)
+        own = (q @ own_k.transpose(-1, -2)).reshape(batch, S, n_head, t + 1).transpose(1, 2)
+        probs = (torch.cat((shared, own), dim=-1) * scale).softmax(dim=-1)
+        Lp = self.prefix_length
+        out = probs[..., :Lp] @ self.prefix_values[layer]  # (B, H, S, D)
+        out = out.transpose(1, 2).reshape(rows, n_head, 1, head_dim)
+        own_probs = probs[..., Lp:].transpose(1, 2).reshape(rows, n_head, 1, t + 1)
+        return out + own_probs @ own_v
