@@ -64,3 +64,16 @@ def test_time_llm_quickstart_runs_as_written(
     forecasts = namespace["forecasts"]
     assert len(forecasts) == 1 and forecasts[0].samples.shape == (100, 13)
     assert (tmp_path / "time_llm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fine_tuning_example_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("statsmodels")
+    (block,) = [b for b in python_blocks() if "fine_tune(" in b]
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__fine_tune__"}
+    exec(compile(block, str(README), "exec"), namespace)
+    report = namespace["result"].report
+    assert report.steps <= 40 and report.best_val_loss <= report.start_val_loss
+    assert len(namespace["forecasts"]) == 5
