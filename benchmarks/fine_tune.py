@@ -41,6 +41,8 @@ def bar_chart(relative: pd.DataFrame, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from lagllama.plotting import save_figure
+
     table = relative.pivot(index="dataset", columns="model", values="rel_WQL")
     models = [m for m in ("auto-ets", ZERO_SHOT, FINE_TUNED, SCRATCH) if m in table.columns]
     x = np.arange(len(table.index))
@@ -54,9 +56,10 @@ def bar_chart(relative: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Zero-shot vs fine-tuned vs from scratch (lower is better)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def main() -> None:

@@ -94,6 +94,8 @@ def plot(rows: pd.DataFrame, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from lagllama.plotting import save_figure
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("rel_WQL", "rel_MASE")):
         for run, part in rows.dropna(subset=["cpu_hours"]).groupby("run", sort=False):
@@ -108,9 +110,10 @@ def plot(rows: pd.DataFrame, path: Path) -> Path:
     axes[0].legend(fontsize=8)
     fig.suptitle("Zero-shot accuracy against pretraining compute")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def main() -> None:
