@@ -15,6 +15,7 @@ geometric means of the ratio to seasonal naive. Writes ``results/<output>.{md,js
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -98,6 +99,17 @@ def main() -> None:
             "batch_size": 64,
         }
 
+    def seeded(factory):
+        """Every model samples its test paths from the same seed (common random numbers: a
+        fine-tuning run that keeps the starting model forecasts exactly as zero-shot)."""
+
+        def make(task):
+            predictor = factory(task)
+            torch.manual_seed(args.seed)
+            return predictor
+
+        return make
+
     def zero_shot(task):
         return LagLlamaEstimator.from_pretrained(
             task.prediction_length, name=name, **common(task)
@@ -117,7 +129,7 @@ def main() -> None:
                 trainer_kwargs={
                     "accelerator": "cpu",
                     "enable_progress_bar": False,
-                    "default_root_dir": str(Path("lagllama_runs") / "fine_tune_bench"),
+                    "default_root_dir": root,
                 },
                 **common(task),
             )
@@ -128,15 +140,19 @@ def main() -> None:
                     **{k: v for k, v in result.report.to_dict().items() if k != "history"},
                 }
             )
-            torch.manual_seed(args.seed)
             return result.predictor
 
         return factory
 
-    models = {ZERO_SHOT: zero_shot, FINE_TUNED: trained(False), SCRATCH: trained(True)}
+    models = {
+        ZERO_SHOT: seeded(zero_shot),
+        FINE_TUNED: seeded(trained(False)),
+        SCRATCH: seeded(trained(True)),
+    }
     start = time.perf_counter()
     torch.manual_seed(args.seed)
-    report = backtest(tasks, models, baselines=["seasonal-naive", "auto-ets"])
+    with tempfile.TemporaryDirectory(prefix="fine_tune_bench_") as root:  # Lightning's files
+        report = backtest(tasks, models, baselines=["seasonal-naive", "auto-ets"])
     wall = time.perf_counter() - start
 
     results = report.results
@@ -155,7 +171,12 @@ def main() -> None:
         f"Checkpoint `{name}`; each neural model gets at most {args.cpu_minutes:g} CPU-minutes of "
         f"training per dataset (one torch thread: {torch.get_num_threads()}), "
         f"{args.num_samples} sample paths, seed {args.seed}. Fine-tuned: lr "
-        f"{DEFAULTS['lr']:g}, from scratch: lr {args.scratch_lr:g}; otherwise the same recipe.",
+        f"{DEFAULTS['lr']:g}, from scratch: lr {args.scratch_lr:g}; otherwise the same recipe: weights chosen by the WQL of "
+        f"{DEFAULTS['validation_samples']} sampled paths on the validation window carved from "
+        f"the end of each training series (at most {DEFAULTS['validation_series']} series), "
+        f"leaving the starting weights only for a {DEFAULTS['min_gain']:.0%} gain, "
+        f"patience {DEFAULTS['patience']} epochs of {DEFAULTS['num_batches_per_epoch']} batches, "
+        f"EMA {DEFAULTS['ema_decay']}.",
         "## Per dataset\n\n"
         + _markdown_table(
             relative[["dataset", "model", "WQL", "rel_WQL", "MASE", "runtime_s"]].sort_values(

@@ -154,6 +154,27 @@ def _training_arguments(parser: argparse.ArgumentParser, fine_tune: bool = False
         default=DEFAULTS["ema_decay"],
         help="decay of the weights' moving average; 0 turns it off",
     )
+    group.add_argument(
+        "--validation",
+        choices=("forecast", "loss"),
+        default=DEFAULTS["validation"],
+        help="select weights by the WQL of sampled validation forecasts (default) or by "
+        "the teacher-forced likelihood",
+    )
+    group.add_argument(
+        "--min-gain",
+        type=float,
+        default=DEFAULTS["min_gain"],
+        help="relative validation gain needed to leave the starting model "
+        f"(default {DEFAULTS['min_gain']:g})",
+    )
+    group.add_argument("--validation-samples", type=int, default=DEFAULTS["validation_samples"])
+    group.add_argument(
+        "--validation-series",
+        type=int,
+        default=DEFAULTS["validation_series"],
+        help="score at most this many series (a fixed random subset)",
+    )
 
 
 def _report_arguments(parser: argparse.ArgumentParser, baselines: str | None) -> None:
@@ -458,6 +479,10 @@ def _fine_tune(args: argparse.Namespace, task: BacktestTask, checkpoint: Path, r
         max_steps=args.max_steps,
         patience=args.patience,
         freeze_layers=args.freeze_layers,
+        validation=args.validation,
+        min_gain=args.min_gain,
+        validation_samples=args.validation_samples,
+        validation_series=args.validation_series,
         max_minutes=args.max_minutes,
         trainer_kwargs=trainer,
         **kwargs,
@@ -466,10 +491,10 @@ def _fine_tune(args: argparse.Namespace, task: BacktestTask, checkpoint: Path, r
     verdict = (
         "no epoch beat the starting model: kept the starting model"
         if r.kept_start
-        else f"best validation loss {r.best_val_loss:.4f} at step {r.best_step}"
+        else f"best validation {r.metric} {r.best_val_loss:.4f} at step {r.best_step}"
     )
     print(
-        f"fine-tuned {task.name}: validation loss {r.start_val_loss:.4f} at the start, "
+        f"fine-tuned {task.name}: validation {r.metric} {r.start_val_loss:.4f} at the start, "
         f"{verdict}; {r.steps} steps in {r.wall_s:.0f} s",
         file=sys.stderr,
     )

@@ -7,7 +7,10 @@ window, which ``task.train_data()`` already excludes). The starting model is sco
 window first; training then runs from the pretrained weights with a small learning rate,
 warm-up and (optionally) an exponential moving average of the weights, is scored after every
 epoch, stops early when the score stops improving, and returns the best weights seen -- the
-starting weights when nothing beat them. ``max_minutes`` (wall) and ``max_cpu_minutes``
+starting weights when nothing beat them by ``min_gain``. The score is the WQL of sampled
+forecasts of the validation windows (what a user evaluates; the teacher-forced likelihood
+often improves while multi-step forecasts get worse), with common random numbers so that two
+weights are compared on the same draws. ``max_minutes`` (wall) and ``max_cpu_minutes``
 bound the whole run, ``max_steps`` its length.
 """
 
@@ -16,6 +19,8 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections import ChainMap
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +30,13 @@ import numpy as np
 import torch
 from gluonts.dataset import Dataset
 from gluonts.dataset.common import ListDataset
+from gluonts.dataset.split import split
+from gluonts.ev.metrics import MeanWeightedSumQuantileLoss
+from gluonts.model.evaluation import BatchForecast
 from gluonts.torch.model.predictor import PyTorchPredictor
-from lightning.pytorch.callbacks import EarlyStopping
 
 from lagllama.callbacks import CPUTimeBudget
+from lagllama.evaluation import WQL_QUANTILES
 
 
 def carve_validation(
@@ -57,59 +65,135 @@ def carve_validation(
     return ListDataset(train, freq=freq), ListDataset(validation, freq=freq)
 
 
+class ForecastScore:
+    """WQL of sampled forecasts of the validation windows: the last ``prediction_length``
+    points of (at most ``max_series``, a fixed random subset of) the validation series,
+    forecast from what precedes them with ``num_samples`` paths.
+
+    Every call draws from the same seed (the caller's random state is left untouched), so
+    two sets of weights are compared on common random numbers, not on sampling noise.
+    """
+
+    def __init__(
+        self,
+        validation: Dataset,
+        prediction_length: int,
+        make_predictor: Callable[[pl.LightningModule], PyTorchPredictor],
+        num_samples: int = 50,
+        max_series: int = 256,
+        seed: int = 0,
+    ) -> None:
+        entries = list(validation)
+        if len(entries) > max_series:
+            keep = np.random.default_rng(seed).choice(len(entries), max_series, replace=False)
+            entries = [entries[i] for i in sorted(keep)]
+        _, template = split(entries, offset=-prediction_length)
+        self.test_data = template.generate_instances(prediction_length, windows=1)
+        self.make_predictor = make_predictor
+        self.num_samples = num_samples
+        self.seed = seed
+
+    def __call__(self, module: pl.LightningModule) -> float:
+        predictor = self.make_predictor(module)
+        was_training, samples = module.training, module.num_parallel_samples
+        module.num_parallel_samples = self.num_samples
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                forecasts = list(predictor.predict(self.test_data.input))
+        finally:
+            module.num_parallel_samples = samples
+            module.train(was_training)
+        # GluonTS's metric, fed directly (evaluate_forecasts would draw a progress bar per call)
+        labels = np.stack([entry["target"] for entry in self.test_data.label])
+        wql = MeanWeightedSumQuantileLoss(quantile_levels=WQL_QUANTILES)(axis=None)
+        wql.update(ChainMap({"label": np.ma.masked_invalid(labels)}, BatchForecast(forecasts)))
+        return float(wql.get())
+
+
 class BestWeights(pl.Callback):
     """Scores the starting weights on the validation data, then keeps a copy of the weights
     of every validation that beats the best so far; ``restore`` loads the best copy.
 
-    The weights are copied at the end of the validation epoch, when they are the weights
-    just validated (with EMA, the averaged ones, swapped in until the EMA callback's own
-    epoch-end hook: so this callback must come before it in the list); the score is read at
-    validation end, once Lightning has reduced the epoch's ``val_loss``.
+    The score is ``score(module)`` when given (e.g. a :class:`ForecastScore`), else
+    Lightning's teacher-forced ``val_loss``. Leaving the starting weights takes a score
+    below ``start * (1 - min_gain)``; ``patience`` validations without a new best stop the
+    run (0: never).
+
+    The weights are scored and copied at the end of the validation epoch, when they are the
+    weights just validated (with EMA, the averaged ones, swapped in until the EMA callback's
+    own epoch-end hook: so this callback must come before it in the list); the decision is
+    taken at validation end, once Lightning has reduced the epoch's ``val_loss``.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        score: Callable[[pl.LightningModule], float] | None = None,
+        min_gain: float = 0.0,
+        patience: int = 0,
+    ) -> None:
+        self.score = score
+        self.min_gain = min_gain
+        self.patience = patience
         self.start_loss = math.inf
         self.best_loss = math.inf
         self.best_step = 0
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[tuple[int, float]] = []
-        self._validated: dict[str, torch.Tensor] | None = None
+        self._validated: tuple[dict[str, torch.Tensor], float | None] | None = None
+        self._stale = 0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loaders = trainer.val_dataloaders
         if loaders is None:
             raise ValueError("BestWeights needs validation data")
-        was_training = pl_module.training
-        pl_module.eval()
-        total, count = 0.0, 0
-        with torch.no_grad():
-            for batch in loaders:
-                batch = {k: v.to(pl_module.device) for k, v in batch.items()}
-                loss = pl_module._loss(batch, train=False)
-                n = len(batch["past_target"])
-                total, count = total + float(loss) * n, count + n
-        pl_module.train(was_training)
-        self.start_loss = self.best_loss = total / max(count, 1)
+        if self.score is not None:
+            start = self.score(pl_module)
+        else:
+            start = _teacher_forced_loss(pl_module, loaders)
+        self.start_loss = self.best_loss = start
         self.best_state = _copy_state(pl_module)
-        self.history.append((0, self.start_loss))
+        self.history.append((0, start))
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._validated = _copy_state(pl_module)
+            score = self.score(pl_module) if self.score is not None else None
+            self._validated = (_copy_state(pl_module), score)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self._validated is None:
             return
-        loss = float(trainer.callback_metrics["val_loss"])
-        self.history.append((trainer.global_step, loss))
-        if loss < self.best_loss:
-            self.best_loss, self.best_step = loss, trainer.global_step
-            self.best_state = self._validated
+        state, score = self._validated
         self._validated = None
+        loss = float(trainer.callback_metrics["val_loss"]) if score is None else score
+        self.history.append((trainer.global_step, loss))
+        bar = self.start_loss * (1.0 - self.min_gain) if self.best_step == 0 else self.best_loss
+        if loss < min(bar, self.best_loss):
+            self.best_loss, self.best_step, self.best_state = loss, trainer.global_step, state
+            self._stale = 0
+        else:
+            self._stale += 1
+        if self.patience and self._stale >= self.patience:
+            trainer.should_stop = True
 
     def restore(self, module: torch.nn.Module) -> None:
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
+
+
+def _teacher_forced_loss(pl_module: pl.LightningModule, loaders: Any) -> float:
+    """Mean teacher-forced loss per series over the validation loader(s)."""
+    was_training = pl_module.training
+    pl_module.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in loaders:
+            batch = {k: v.to(pl_module.device) for k, v in batch.items()}
+            loss = pl_module._loss(batch, train=False)
+            n = len(batch["past_target"])
+            total, count = total + float(loss) * n, count + n
+    pl_module.train(was_training)
+    return total / max(count, 1)
 
 
 def _copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -134,8 +218,11 @@ class FreezeLowerLayers(pl.Callback):
 
 @dataclass
 class FineTuneReport:
-    """What a fine-tuning run did; ``kept_start`` says the starting model was returned."""
+    """What a fine-tuning run did; ``kept_start`` says the starting model was returned.
+    ``metric`` names the validation score (``"WQL"`` of sampled forecasts or the
+    teacher-forced ``"val_loss"``) that ``start_val_loss``/``best_val_loss`` hold."""
 
+    metric: str
     start_val_loss: float
     best_val_loss: float
     best_step: int
@@ -162,8 +249,12 @@ DEFAULTS = {
     "ema_decay": 0.99,
     "num_batches_per_epoch": 20,
     "max_epochs": 25,
-    "patience": 4,
+    "patience": 10,
     "freeze_layers": 0,
+    "validation": "forecast",
+    "min_gain": 0.01,
+    "validation_samples": 50,
+    "validation_series": 256,
 }
 
 
@@ -180,6 +271,10 @@ def fine_tune(
     max_steps: int | None = None,
     patience: int = DEFAULTS["patience"],
     freeze_layers: int = DEFAULTS["freeze_layers"],
+    validation: str = DEFAULTS["validation"],
+    min_gain: float = DEFAULTS["min_gain"],
+    validation_samples: int = DEFAULTS["validation_samples"],
+    validation_series: int = DEFAULTS["validation_series"],
     max_minutes: float | None = None,
     max_cpu_minutes: float | None = None,
     trainer_kwargs: dict[str, Any] | None = None,
@@ -193,6 +288,11 @@ def fine_tune(
     ``batch_size``, ``num_parallel_samples``, ...); ``trainer_kwargs`` to Lightning
     (``accelerator``, ``devices``, ``precision``, ...). ``from_scratch`` trains the same
     architecture with the same recipe from random weights (the baseline fine-tuning must beat).
+
+    ``validation="forecast"`` selects weights by the WQL of ``validation_samples`` sampled
+    paths on the validation windows of at most ``validation_series`` series (``"loss"``: by
+    the teacher-forced likelihood); the starting weights are left only for a score at least
+    ``min_gain`` (relative) better, and ``patience`` validations without a new best stop.
     """
     from lagllama.estimators import LagLlamaEstimator
     from lagllama.pretrained import DEFAULT_NAME, available_models, checkpoint_path
@@ -201,11 +301,11 @@ def fine_tune(
         checkpoint = checkpoint_path(DEFAULT_NAME if checkpoint is None else str(checkpoint))
     if ema_decay is not None and not 0.0 < ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
-    train, validation = carve_validation(data, prediction_length)
-    best = BestWeights()
+    if validation not in ("forecast", "loss"):
+        raise ValueError(f"validation must be 'forecast' or 'loss', got {validation!r}")
+    train, validation_data = carve_validation(data, prediction_length)
+    best = BestWeights(min_gain=min_gain, patience=patience)
     callbacks: list[pl.Callback] = [best, FreezeLowerLayers(freeze_layers)]
-    if patience > 0:
-        callbacks.append(EarlyStopping(monitor="val_loss", patience=patience, mode="min"))
     if max_cpu_minutes is not None:
         callbacks.append(CPUTimeBudget(max_cpu_minutes * 60.0))
     trainer = {
@@ -232,10 +332,20 @@ def fine_tune(
     )
     if from_scratch:
         estimator.init_checkpoint = None
+    if validation == "forecast":
+        transformation = estimator.create_transformation()
+        best.score = ForecastScore(
+            validation_data,
+            prediction_length,
+            lambda module: estimator.create_predictor(transformation, module),
+            num_samples=validation_samples,
+            max_series=validation_series,
+        )
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    out = estimator.train_model(train, validation_data=validation)
+    out = estimator.train_model(train, validation_data=validation_data)
     best.restore(out.trained_net)
     report = FineTuneReport(
+        metric="WQL" if validation == "forecast" else "val_loss",
         start_val_loss=best.start_loss,
         best_val_loss=best.best_loss,
         best_step=best.best_step,

@@ -4,6 +4,7 @@ starting model kept when nothing beats it, budgets respected."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from gluonts.dataset.common import ListDataset
 
 from lagllama.evaluation import dataset_task
-from lagllama.fine_tuning import BestWeights, carve_validation, fine_tune
+from lagllama.fine_tuning import BestWeights, ForecastScore, carve_validation, fine_tune
 
 H = 6
 
@@ -77,6 +78,7 @@ def test_best_validated_weights_are_restored(tmp_path: Path):
         ema_decay=None,
         lr=3e-3,
         patience=0,
+        min_gain=0.0,
         trainer_kwargs={"default_root_dir": str(tmp_path), "callbacks": [recorder]},
     )
     report = result.report
@@ -91,11 +93,15 @@ def test_best_validated_weights_are_restored(tmp_path: Path):
         assert torch.equal(net[key], value), key
 
 
-def test_a_run_that_never_improves_returns_the_starting_model(tmp_path: Path):
+@pytest.mark.parametrize("validation", ["forecast", "loss"])
+def test_a_run_that_never_improves_returns_the_starting_model(tmp_path: Path, validation: str):
     from lagllama.estimators import LagLlamaEstimator
 
     # a learning rate this large wrecks the model at the first step
-    result = small_run(tmp_path, lr=5.0, warmup_steps=0, ema_decay=None, max_epochs=2)
+    result = small_run(
+        tmp_path, lr=5.0, warmup_steps=0, ema_decay=None, max_epochs=2, validation=validation
+    )
+    assert result.report.metric == ("WQL" if validation == "forecast" else "val_loss")
     assert result.report.kept_start and result.report.best_step == 0
     assert all(loss > result.report.start_val_loss for _, loss in result.report.history[1:])
     zero_shot = LagLlamaEstimator.from_pretrained(
@@ -124,3 +130,70 @@ def test_cpu_budget_stops_training(tmp_path: Path):
 def test_best_weights_needs_validation_data():
     with pytest.raises(ValueError, match="validation"):
         BestWeights().on_train_start(type("T", (), {"val_dataloaders": None})(), None)
+
+
+def test_min_gain_guards_the_start_and_patience_stops():
+    scores = iter([1.0, 0.995, 0.98, 0.985, 0.99])
+    best = BestWeights(score=lambda module: next(scores), min_gain=0.01, patience=2)
+    module = torch.nn.Linear(2, 2)
+    trainer = SimpleNamespace(
+        val_dataloaders=[], sanity_checking=False, global_step=0, should_stop=False
+    )
+    best.on_train_start(trainer, module)
+    stops = []
+    for step in range(1, 5):
+        trainer.global_step = step
+        with torch.no_grad():
+            module.weight.fill_(step)
+        best.on_validation_epoch_end(trainer, module)
+        best.on_validation_end(trainer, module)
+        stops.append(trainer.should_stop)
+    # 0.995 is better than the start but not by 1%; 0.98 is; then two epochs without a new best
+    assert (best.best_step, best.best_loss) == (2, 0.98)
+    assert stops == [False, False, False, True]
+    best.restore(module)
+    assert torch.all(module.weight == 2)
+
+
+def test_forecast_score_is_reproducible_and_leaves_the_random_state_alone():
+    from lagllama.estimators import LagLlamaEstimator
+
+    estimator = LagLlamaEstimator.from_pretrained(H, freq="M", batch_size=8)
+    module = estimator.create_lightning_module()
+    _, validation = carve_validation(monthly_data(n=6), H)
+    score = ForecastScore(
+        validation,
+        H,
+        lambda m: estimator.create_predictor(estimator.create_transformation(), m),
+        num_samples=20,
+        max_series=4,
+    )
+    assert len(score.test_data) == 4
+    torch.manual_seed(1)
+    first = score(module)
+    after = torch.rand(3)
+    torch.manual_seed(1)
+    assert score(module) == first and torch.equal(torch.rand(3), after)
+    assert module.num_parallel_samples == 100 and module.training
+    # the same number as GluonTS's evaluate_forecasts on the same draws
+    from gluonts.ev.metrics import MeanWeightedSumQuantileLoss
+    from gluonts.model.evaluation import evaluate_forecasts
+
+    from lagllama.evaluation import WQL_QUANTILES
+
+    module.num_parallel_samples = 20
+    torch.manual_seed(0)
+    forecasts = list(
+        estimator.create_predictor(estimator.create_transformation(), module).predict(
+            score.test_data.input
+        )
+    )
+    module.num_parallel_samples = 100
+    metric = MeanWeightedSumQuantileLoss(quantile_levels=WQL_QUANTILES)
+    row = evaluate_forecasts(forecasts, test_data=score.test_data, metrics=[metric])
+    assert first == pytest.approx(float(row["mean_weighted_sum_quantile_loss"].iloc[0]), rel=1e-6)
+    # a wrecked model scores worse on the same draws
+    with torch.no_grad():
+        for p in module.model.decoder.blocks.parameters():
+            p.add_(torch.randn_like(p))
+    assert score(module) > first
