@@ -212,7 +212,7 @@ def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
-        help="a shipped checkpoint (default: the package's, lagllama-small), a checkpoint path, "
+        help="a shipped checkpoint (default: the package's default model), a checkpoint path, "
         f"or a baseline: {', '.join(BASELINE_NAMES)}",
     )
     group.add_argument(

@@ -46,6 +46,17 @@ def test_eval_datasets_refused_by_name():
             PretrainConfig(sources={name: 1.0})
 
 
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "configs").glob("*.json")), ids=lambda p: p.name
+)
+def test_shipped_configs_load_and_use_only_the_checked_corpus(path: Path):
+    """Every config in configs/ parses, and its real sources are the ones the decontamination
+    test checks (plus the generated ones)."""
+    cfg = PretrainConfig.load(path)
+    assert set(cfg.sources) <= set(PRETRAINING_SOURCES) | {"tsmixup"}
+    assert cfg.name == path.stem.replace("pretrain_", "lagllama-").replace("_", "-")
+
+
 def _float32_windows_key(values: np.ndarray, k: int) -> np.ndarray:
     """uint64 key of every length-``k`` window of ``values`` (float32 bit patterns)."""
     bits = values.astype(np.float32).view(np.uint32).astype(np.uint64)
@@ -397,16 +408,18 @@ needs_shipped = pytest.mark.skipif(
 
 
 @needs_shipped
-def test_shipped_checkpoint_verifies_and_forecasts(tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("name", sorted(p.stem for p in SHIPPED.glob("*.safetensors")))
+def test_shipped_checkpoint_verifies_and_forecasts(tmp_path: Path, monkeypatch, name: str):
     from lagllama.estimators import LagLlamaEstimator
     from lagllama.pretrained import load_pretrained
 
     monkeypatch.setenv("LAGLLAMA_CACHE_DIR", str(tmp_path / "cache"))
-    assert (SHIPPED / "lagllama-small.safetensors").stat().st_size < 20 * 2**20
-    config, state = load_pretrained()
+    assert (SHIPPED / f"{name}.safetensors").stat().st_size < 20 * 2**20
+    assert (SHIPPED / f"{name}.json").exists()
+    config, state = load_pretrained(name)
     assert config["model_kwargs"]["lags_seq"][-1] == 1093 and state
     estimator = LagLlamaEstimator.from_pretrained(
-        prediction_length=12, freq="M", num_parallel_samples=20
+        prediction_length=12, name=name, freq="M", num_parallel_samples=20
     )
     predictor = estimator.create_zero_shot_predictor()
     series = 100 + 10 * np.sin(np.arange(30) * 2 * np.pi / 12)

@@ -360,13 +360,15 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
 
     @classmethod
     def from_pretrained(
-        cls, prediction_length: int, name: str = "lagllama-small", **overrides: Any
+        cls, prediction_length: int, name: str | None = None, **overrides: Any
     ) -> "LagLlamaEstimator":
-        """An estimator from a checkpoint shipped with the package (SHA-256 verified).
+        """An estimator from a checkpoint shipped with the package (SHA-256 verified);
+        ``name`` defaults to the package's default model (``lagllama.pretrained.DEFAULT_NAME``).
 
         ``LagLlamaEstimator.from_pretrained(12, freq="M").create_zero_shot_predictor()``
         forecasts without training; ``.train(data)`` fine-tunes. See :mod:`lagllama.pretrained`.
         """
-        from lagllama.pretrained import checkpoint_path
+        from lagllama.pretrained import DEFAULT_NAME, checkpoint_path
 
-        return cls.from_checkpoint(checkpoint_path(name), prediction_length, **overrides)
+        path = checkpoint_path(DEFAULT_NAME if name is None else name)
+        return cls.from_checkpoint(path, prediction_length, **overrides)
