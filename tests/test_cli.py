@@ -217,7 +217,7 @@ def test_fine_tune_defaults_to_the_shipped_model_and_reports_the_recipe(
     args += ["--accelerator", "cpu", "--devices", "1", "--precision", "32-true"]
     assert main(args) == 0
     err = capsys.readouterr().err
-    assert "fine-tuned sales: validation loss" in err and "steps in" in err
+    assert "fine-tuned sales: validation WQL" in err and "steps in" in err
     assert np.isfinite(_scores(out).loc["lag-llama-fine-tuned", "WQL"])
 
 
