@@ -91,6 +91,7 @@ def main() -> None:
         return
 
     training: list[dict] = []
+    workdir = tempfile.TemporaryDirectory(prefix="fine_tune_bench_")  # Lightning's files
 
     def common(task) -> dict:
         return {
@@ -129,7 +130,7 @@ def main() -> None:
                 trainer_kwargs={
                     "accelerator": "cpu",
                     "enable_progress_bar": False,
-                    "default_root_dir": root,
+                    "default_root_dir": workdir.name,
                 },
                 **common(task),
             )
@@ -151,7 +152,7 @@ def main() -> None:
     }
     start = time.perf_counter()
     torch.manual_seed(args.seed)
-    with tempfile.TemporaryDirectory(prefix="fine_tune_bench_") as root:  # Lightning's files
+    with workdir:
         report = backtest(tasks, models, baselines=["seasonal-naive", "auto-ets"])
     wall = time.perf_counter() - start
 

@@ -89,6 +89,8 @@ class ForecastScore:
             entries = [entries[i] for i in sorted(keep)]
         _, template = split(entries, offset=-prediction_length)
         self.test_data = template.generate_instances(prediction_length, windows=1)
+        labels = np.stack([entry["target"] for entry in self.test_data.label])
+        self.labels = np.ma.masked_invalid(labels)
         self.make_predictor = make_predictor
         self.num_samples = num_samples
         self.seed = seed
@@ -98,16 +100,16 @@ class ForecastScore:
         was_training, samples = module.training, module.num_parallel_samples
         module.num_parallel_samples = self.num_samples
         try:
-            with torch.random.fork_rng(devices=[]):
+            cuda = [module.device] if module.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda):
                 torch.manual_seed(self.seed)
                 forecasts = list(predictor.predict(self.test_data.input))
         finally:
             module.num_parallel_samples = samples
             module.train(was_training)
         # GluonTS's metric, fed directly (evaluate_forecasts would draw a progress bar per call)
-        labels = np.stack([entry["target"] for entry in self.test_data.label])
         wql = MeanWeightedSumQuantileLoss(quantile_levels=WQL_QUANTILES)(axis=None)
-        wql.update(ChainMap({"label": np.ma.masked_invalid(labels)}, BatchForecast(forecasts)))
+        wql.update(ChainMap({"label": self.labels}, BatchForecast(forecasts)))
         return float(wql.get())
 
 
