@@ -427,3 +427,64 @@ def test_compile_failure_falls_back_to_eager(monkeypatch, tmp_path: Path) -> Non
     with pytest.warns(UserWarning, match="no C\\+\\+ compiler.*eagerly"):
         losses = _short_run(True, tmp_path)
     assert losses == _short_run(False, tmp_path)
+
+
+class _Losses(pl.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+def _lightning_run(precision: str, tmp_path: Path) -> list[float]:
+    """Train losses of 8 Lightning steps of a tiny model at ``precision``, fixed seeds."""
+    record = _Losses()
+    estimator = LagLlamaEstimator(
+        prediction_length=12,
+        freq="h",
+        batch_size=16,
+        num_batches_per_epoch=8,
+        lr=3e-3,
+        trainer_kwargs={
+            "max_epochs": 1,
+            "precision": precision,
+            "default_root_dir": str(tmp_path / precision),
+            "callbacks": [record],
+            **QUIET,
+        },
+        **TINY,
+    )
+    pl.seed_everything(0, verbose=False)
+    estimator.train(hourly_dataset())
+    return record.losses
+
+
+def test_bf16_mixed_training_matches_float32_within_a_percent(tmp_path: Path) -> None:
+    reference = _lightning_run("32-true", tmp_path)
+    mixed = _lightning_run("bf16-mixed", tmp_path)
+    assert len(reference) == 8 and reference[-1] < reference[0]  # it trains
+    assert mixed != reference  # bf16 autocast really ran
+    np.testing.assert_allclose(mixed, reference, rtol=0.01)
+
+
+def test_autocast_keeps_inputs_head_and_cpu_attention_in_float32() -> None:
+    model = tiny_model().train()
+    batch = window(model)
+    seen: dict[str, torch.dtype] = {}
+    model.decoder.embed.register_forward_hook(lambda m, i, o: seen.update(embed=o.dtype))
+    block = model.decoder.blocks[0]
+    block.attn.qkv.register_forward_hook(lambda m, i, o: seen.update(qkv=o.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        args = model.head_args(model.window_hidden(**batch)["hidden"])
+        loss = model.loss(**batch)
+    assert seen == {"embed": torch.float32, "qkv": torch.bfloat16}  # blocks do run in bf16
+    assert all(a.dtype == torch.float32 for a in args) and loss.dtype == torch.float32
+    q, k, v = (torch.randn(2, 2, 5, 8).to(torch.bfloat16) for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = block.attn.attend(q, k, v)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        q.float(), k.float(), v.float(), is_causal=True
+    )
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected.to(torch.bfloat16), atol=0, rtol=0)

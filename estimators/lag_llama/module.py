@@ -24,6 +24,7 @@ from torch.distributions import Distribution
 from lagllama.distributions import make_distr_output, sample_with_generators
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.nn.decoder import Decoder
+from lagllama.nn.precision import float32_region
 from lagllama.scaling import make_scaler
 
 
@@ -104,6 +105,11 @@ class LagLlamaModel(nn.Module):
                 inactive += sum(p.numel() for p in mlp.parameters()) - mlp.active_parameters()
         return total, total - inactive
 
+    def head_args(self, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The distribution's parameters from hidden states, in float32 even under autocast."""
+        with float32_region(hidden.device):
+            return self.args_proj(hidden)
+
     def distribution(
         self,
         hidden: torch.Tensor,
@@ -112,7 +118,7 @@ class LagLlamaModel(nn.Module):
         args: tuple[torch.Tensor, ...] | None = None,
     ) -> Distribution:
         """Predictive distribution in the data's units for hidden states (B, T, n_embd)."""
-        args = self.args_proj(hidden) if args is None else args
+        args = self.head_args(hidden) if args is None else args
         loc = loc if self.config.distr_output != "negative_binomial" else None
         return self.distr_output.distribution(args, loc=loc, scale=scale)
 
@@ -198,7 +204,7 @@ class LagLlamaModel(nn.Module):
         )
         hidden, loc, scale, mask = w["hidden"], w["loc"], w["scale"], w["mask"]
         if self.config.loss == "huber":
-            args = self.args_proj(hidden)
+            args = self.head_args(hidden)
             i = list(self.distr_output.args_dim).index("loc")
             huber = F.huber_loss(
                 args[i], w["scaled_target"], reduction="none", delta=self.config.huber_delta

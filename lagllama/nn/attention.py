@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lagllama.nn.kv_cache import KVCache
+from lagllama.nn.precision import HALF, float32_region
 from lagllama.nn.rope import apply_rotary
 
 
@@ -34,11 +35,19 @@ class CausalSelfAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Project to rotated queries and keys, and values, each ``(B, H, T, head_dim)``."""
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
-        return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
+        qkv = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = apply_rotary(qkv[:2], cos, sin)  # queries and keys rotated in one pass
+        return q, k, qkv[2]
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Causal attention of the last ``q_len`` positions over all ``k_len`` keys."""
+        """Causal attention of the last ``q_len`` positions over all ``k_len`` keys.
+
+        On the CPU, half-precision inputs (bf16 autocast) are attended in float32: the CPU's
+        bf16 flash-attention backward is about 8x slower than float32's at these head sizes.
+        """
+        if q.device.type == "cpu" and q.dtype in HALF:
+            with float32_region(q.device):
+                return self.attend(q.float(), k.float(), v.float()).to(q.dtype)
         q_len, k_len = q.shape[2], k.shape[2]
         dropout = self.dropout if self.training else 0.0
         if q_len == k_len:

@@ -16,6 +16,7 @@ from lagllama.nn.distill import CausalDistil, map_back
 from lagllama.nn.kv_cache import KVCache
 from lagllama.nn.mlp import SwiGLU
 from lagllama.nn.moe import SparseMoE
+from lagllama.nn.precision import float32_region
 from lagllama.nn.probsparse import ProbSparseSelfAttention
 from lagllama.nn.rmsnorm import RMSNorm
 from lagllama.nn.rope import RopeScaling, RotaryEmbedding
@@ -143,7 +144,8 @@ class Decoder(nn.Module):
             seq_len = cache.max_len if cache is not None else T
         positions = torch.arange(start, start + T, device=features.device)
         cos, sin = self.rope(positions, seq_len)
-        x = self.embed(features)
+        with float32_region(features.device):  # raw lag values keep full precision
+            x = self.embed(features)
         if self.distil_prefix is not None:
             if cache is not None:
                 raise ValueError("a distilling decoder cannot use a KV cache; recompute instead")

@@ -28,9 +28,9 @@ class KVCache:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> None:
-        shape = (n_layer, batch_size, n_head, max_len, head_dim)
-        self.keys = torch.zeros(shape, dtype=dtype, device=device)
-        self.values = torch.zeros(shape, dtype=dtype, device=device)
+        shape = (n_layer, batch_size, n_head, max_len, head_dim)  # read only once written
+        self.keys = torch.empty(shape, dtype=dtype, device=device)
+        self.values = torch.empty(shape, dtype=dtype, device=device)
         self.length = 0
 
     @property
@@ -83,8 +83,8 @@ class SharedPrefixCache(KVCache):
         self._max_len = max_len
         shape = (n_layer, batch * repeats, n_head, max_len - prefix.length, head_dim)
         like = prefix.keys
-        self.keys = torch.zeros(shape, dtype=like.dtype, device=like.device)
-        self.values = torch.zeros(shape, dtype=like.dtype, device=like.device)
+        self.keys = torch.empty(shape, dtype=like.dtype, device=like.device)
+        self.values = torch.empty(shape, dtype=like.dtype, device=like.device)
         self.length = prefix.length
 
     @property
