@@ -296,8 +296,8 @@ def main() -> None:
     # sampling: prefill (context 32 + 1 tokens, once per series) is negligible beside the
     # 100 paths x 48 decode tokens; each decode token attends to ~33 + t/2 keys on average
     decode_keys = config.context_length + 1 + H / 2
-    sampling_flops = PATHS * H * (
-        per_token + attention_flops(config.n_layer, config.n_embd, 1, decode_keys)
+    sampling_flops = (
+        PATHS * H * (per_token + attention_flops(config.n_layer, config.n_embd, 1, decode_keys))
     )
     tokens = TRAIN_BATCH * (config.context_length + H)
     train_flops = 3 * (
