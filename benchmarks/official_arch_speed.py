@@ -128,7 +128,7 @@ def time_sampling(inputs: list[dict], batch: int, n: int) -> dict[str, float]:
 
 def training_batches(root: Path, count: int) -> list[dict[str, torch.Tensor]]:
     """``count`` real training batches of 64 windows (context 32 + 48) from m4_hourly."""
-    estimator = released(batch_size=TRAIN_BATCH)
+    estimator = released(batch_size=TRAIN_BATCH, num_batches_per_epoch=count)
     data = get_dataset("m4_hourly", path=root).train
     transformed = estimator.create_transformation().apply(data, is_train=True)
     torch.manual_seed(0)
