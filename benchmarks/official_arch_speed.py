@@ -20,7 +20,8 @@ on m4_hourly, 2 torch threads.
 Every measurement is preceded by a matrix-multiply calibration (GFLOPS) and reported beside
 its compute floor (matrix-multiply FLOPs / calibration). With ``--official-src`` (a checkout
 of the official repository) and ``--official-python`` (an environment for it, see
-``../shared/official_bench/README.md``) the official code runs in the same run, alternating
+``../shared/official_bench/README.md``, plus ``pip install 'setuptools<70'``: its Lightning
+imports ``pkg_resources``) the official code runs in the same run, alternating
 with ours round by round, and the report gives ratios; without it, the official figures of
 issue 14's run (another machine, another day) are quoted and labelled as such.
 """
