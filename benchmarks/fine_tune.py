@@ -2,6 +2,9 @@
 
     python -m benchmarks.fine_tune                       # the 8 evaluation datasets
     python -m benchmarks.fine_tune --datasets m1_yearly,hospital --cpu-minutes 2
+    python -m benchmarks.fine_tune --datasets A --output part_a &   # two cores: two halves,
+    python -m benchmarks.fine_tune --datasets B --output part_b     # then one report of both
+    python -m benchmarks.fine_tune --combine part_a,part_b
 
 For each dataset, in one run: seasonal naive and AutoETS; the shipped checkpoint zero-shot;
 the same checkpoint fine-tuned with ``lagllama.fine_tuning.fine_tune`` (validation window
@@ -73,7 +76,15 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="fine_tune", help="results/<output>.{md,json,png}")
+    parser.add_argument(
+        "--combine",
+        default=None,
+        help="comma-separated outputs of earlier runs (same settings) to report as one",
+    )
     args = parser.parse_args()
+    if args.combine:
+        combine(_names(args.combine), args.output)
+        return
 
     from lagllama.estimators import LagLlamaEstimator
     from lagllama.fine_tuning import DEFAULTS, fine_tune
@@ -156,12 +167,49 @@ def main() -> None:
         report = backtest(tasks, models, baselines=["seasonal-naive", "auto-ets"])
     wall = time.perf_counter() - start
 
-    results = report.results
+    payload = {
+        "checkpoint": name,
+        "cpu_minutes": args.cpu_minutes,
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "scratch_lr": args.scratch_lr,
+        "torch_threads": torch.get_num_threads(),
+        "results": report.results.to_dict(orient="records"),
+        "training": training,
+        "wall_s": wall,
+    }
+    write_report(payload, args.output)
+
+
+def combine(parts: list[str], output: str) -> None:
+    """One report from the result files of runs over disjoint sets of datasets."""
+    import json
+
+    loaded = [json.loads((RESULTS / f"{part}.json").read_text()) for part in parts]
+    settings = ("checkpoint", "cpu_minutes", "num_samples", "seed", "scratch_lr")
+    for key in settings:
+        values = {json.dumps(p.get(key)) for p in loaded}
+        if len(values) > 1:
+            raise ValueError(f"the parts differ in {key}: {sorted(values)}")
+    payload = {key: loaded[0].get(key) for key in (*settings, "torch_threads")}
+    payload["results"] = [row for p in loaded for row in p["results"]]
+    payload["training"] = [row for p in loaded for row in p["training"]]
+    payload["wall_s"] = max(p["wall_s"] for p in loaded)  # the parts ran side by side
+    payload["parts"] = parts
+    write_report(payload, output)
+
+
+def write_report(payload: dict, output: str) -> None:
+    """Markdown, JSON and the bar chart of one run (or of combined parts)."""
+    from lagllama.fine_tuning import DEFAULTS
+
+    results = pd.DataFrame(payload["results"])
+    name, wall = payload["checkpoint"], payload["wall_s"]
     naive = results[results["model"] == "seasonal-naive"].set_index("dataset")["WQL"]
     relative = results.assign(rel_WQL=results["WQL"] / results["dataset"].map(naive))
     aggregate = relative_scores(results, metrics=("WQL", "MASE"))
-    train_table = pd.DataFrame(training)
-    chart = bar_chart(relative, RESULTS / f"{args.output}.png")
+    train_table = pd.DataFrame(payload["training"])
+    chart = bar_chart(relative, RESULTS / f"{output}.png")
 
     pivot = relative.pivot(index="dataset", columns="model", values="WQL")
     better = int((pivot[FINE_TUNED] < pivot[ZERO_SHOT]).sum())
@@ -169,13 +217,15 @@ def main() -> None:
     agg = aggregate.set_index("model")["WQL"]
     lines = [
         "# Fine-tuning benchmark: zero-shot vs fine-tuned vs from scratch",
-        f"Checkpoint `{name}`; each neural model gets at most {args.cpu_minutes:g} CPU-minutes of "
-        f"training per dataset (one torch thread: {torch.get_num_threads()}), "
-        f"{args.num_samples} sample paths, seed {args.seed}. Fine-tuned: lr "
-        f"{DEFAULTS['lr']:g}, from scratch: lr {args.scratch_lr:g}; otherwise the same recipe: weights chosen by the WQL of "
-        f"{DEFAULTS['validation_samples']} sampled paths on the validation window carved from "
-        f"the end of each training series (at most {DEFAULTS['validation_series']} series), "
-        f"leaving the starting weights only for a {DEFAULTS['min_gain']:.0%} gain, "
+        f"Checkpoint `{name}`; each neural model gets at most {payload['cpu_minutes']:g} CPU-minutes of "
+        f"training per dataset (torch threads: {payload.get('torch_threads')}), "
+        f"{payload['num_samples']} sample paths, seed {payload['seed']}. Fine-tuned: lr "
+        f"{DEFAULTS['lr']:g}, from scratch: lr {payload['scratch_lr']:g}; otherwise the same recipe: weights chosen by the WQL of "
+        f"{DEFAULTS['validation_samples']} sampled paths on the window before the last of each "
+        f"training series (at most {DEFAULTS['validation_series']} series), "
+        f"leaving the starting weights only for a {DEFAULTS['min_gain']:.0%} gain, and kept only "
+        f"if they also beat the starting weights on the last window (confirm: "
+        f"{DEFAULTS['confirm']}); "
         f"patience {DEFAULTS['patience']} epochs of {DEFAULTS['num_batches_per_epoch']} batches, "
         f"EMA {DEFAULTS['ema_decay']}.",
         "## Per dataset\n\n"
@@ -193,19 +243,15 @@ def main() -> None:
         f"(fine-tuned vs scratch {agg[FINE_TUNED] / agg[SCRATCH] - 1:+.1%}).",
         "## Training runs\n\n" + _markdown_table(train_table),
         f"![relative WQL]({chart.name})",
-        f"Total wall time {wall:.0f} s.",
+        f"Total wall time {wall:.0f} s"
+        + (
+            f" (parts {', '.join(payload['parts'])} ran side by side, one per core)."
+            if payload.get("parts")
+            else "."
+        ),
     ]
-    payload = {
-        "checkpoint": name,
-        "cpu_minutes": args.cpu_minutes,
-        "num_samples": args.num_samples,
-        "seed": args.seed,
-        "results": results.to_dict(orient="records"),
-        "aggregate": aggregate.to_dict(orient="records"),
-        "training": training,
-        "wall_s": wall,
-    }
-    write_results(args.output, payload, "\n\n".join(lines))
+    payload["aggregate"] = aggregate.to_dict(orient="records")
+    write_results(output, payload, "\n\n".join(lines))
 
 
 if __name__ == "__main__":

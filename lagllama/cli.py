@@ -175,6 +175,13 @@ def _training_arguments(parser: argparse.ArgumentParser, fine_tune: bool = False
         default=DEFAULTS["validation_series"],
         help="score at most this many series (a fixed random subset)",
     )
+    group.add_argument(
+        "--no-confirm",
+        dest="confirm",
+        action="store_false",
+        help="choose weights on the last training window and keep them without confirming "
+        "them on a later window (default: choose on the window before, confirm on the last)",
+    )
 
 
 def _report_arguments(parser: argparse.ArgumentParser, baselines: str | None) -> None:
@@ -483,16 +490,23 @@ def _fine_tune(args: argparse.Namespace, task: BacktestTask, checkpoint: Path, r
         min_gain=args.min_gain,
         validation_samples=args.validation_samples,
         validation_series=args.validation_series,
+        confirm=args.confirm,
         max_minutes=args.max_minutes,
         trainer_kwargs=trainer,
         **kwargs,
     )
     r = result.report
-    verdict = (
-        "no epoch beat the starting model: kept the starting model"
-        if r.kept_start
-        else f"best validation {r.metric} {r.best_val_loss:.4f} at step {r.best_step}"
-    )
+    if r.confirm_best is not None and r.kept_start:
+        verdict = (
+            f"the chosen weights failed confirmation on the last window ({r.confirm_best:.4f} "
+            f"vs the start's {r.confirm_start:.4f}): kept the starting model"
+        )
+    elif r.kept_start:
+        verdict = "no epoch beat the starting model: kept the starting model"
+    else:
+        verdict = f"best validation {r.metric} {r.best_val_loss:.4f} at step {r.best_step}"
+        if r.confirm_best is not None:
+            verdict += f", confirmed {r.confirm_best:.4f} vs {r.confirm_start:.4f}"
     print(
         f"fine-tuned {task.name}: validation {r.metric} {r.start_val_loss:.4f} at the start, "
         f"{verdict}; {r.steps} steps in {r.wall_s:.0f} s",

@@ -12,6 +12,13 @@ forecasts of the validation windows (what a user evaluates; the teacher-forced l
 often improves while multi-step forecasts get worse), with common random numbers so that two
 weights are compared on the same draws. ``max_minutes`` (wall) and ``max_cpu_minutes``
 bound the whole run, ``max_steps`` its length.
+
+With ``confirm`` (the default) a second window is carved before that one: training sees
+neither, weights are chosen on the earlier window, and the chosen weights are kept only if
+they also beat the starting model on the last window (a forecast one window later, as the
+test window will be). Measured on m1_monthly: weights 10% better than the start on the last
+training window were 23% worse on the test window, while on the window before it no
+fine-tuned weights beat the start at all (see benchmarks/fine_tune.py).
 """
 
 from __future__ import annotations
@@ -141,6 +148,9 @@ class BestWeights(pl.Callback):
         self.best_loss = math.inf
         self.best_step = 0
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.start_state: dict[str, torch.Tensor] | None = None
+        #: CPU seconds the starting weights' score took (what one more scoring costs)
+        self.score_cpu_s = 0.0
         self.history: list[tuple[int, float]] = []
         self._validated: tuple[dict[str, torch.Tensor], float | None] | None = None
         self._stale = 0
@@ -150,11 +160,13 @@ class BestWeights(pl.Callback):
         if loaders is None:
             raise ValueError("BestWeights needs validation data")
         if self.score is not None:
+            cpu0 = time.process_time()
             start = self.score(pl_module)
+            self.score_cpu_s = time.process_time() - cpu0
         else:
             start = _teacher_forced_loss(pl_module, loaders)
         self.start_loss = self.best_loss = start
-        self.best_state = _copy_state(pl_module)
+        self.best_state = self.start_state = _copy_state(pl_module)
         self.history.append((0, start))
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -181,6 +193,14 @@ class BestWeights(pl.Callback):
     def restore(self, module: torch.nn.Module) -> None:
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
+
+    def keep_start(self) -> None:
+        """Make the starting weights the result (a choice that failed confirmation)."""
+        self.best_state, self.best_step, self.best_loss = (
+            self.start_state,
+            0,
+            self.start_loss,
+        )
 
 
 def _teacher_forced_loss(pl_module: pl.LightningModule, loaders: Any) -> float:
@@ -222,7 +242,9 @@ class FreezeLowerLayers(pl.Callback):
 class FineTuneReport:
     """What a fine-tuning run did; ``kept_start`` says the starting model was returned.
     ``metric`` names the validation score (``"WQL"`` of sampled forecasts or the
-    teacher-forced ``"val_loss"``) that ``start_val_loss``/``best_val_loss`` hold."""
+    teacher-forced ``"val_loss"``) that ``start_val_loss``/``best_val_loss`` hold.
+    ``confirm_start``/``confirm_best``: WQL of the starting and of the chosen weights on the
+    confirmation window (None without ``confirm`` or when the start was never beaten)."""
 
     metric: str
     start_val_loss: float
@@ -233,6 +255,8 @@ class FineTuneReport:
     wall_s: float
     cpu_s: float
     history: list[tuple[int, float]]
+    confirm_start: float | None = None
+    confirm_best: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -257,6 +281,7 @@ DEFAULTS = {
     "min_gain": 0.01,
     "validation_samples": 50,
     "validation_series": 256,
+    "confirm": True,
 }
 
 
@@ -277,6 +302,7 @@ def fine_tune(
     min_gain: float = DEFAULTS["min_gain"],
     validation_samples: int = DEFAULTS["validation_samples"],
     validation_series: int = DEFAULTS["validation_series"],
+    confirm: bool = DEFAULTS["confirm"],
     max_minutes: float | None = None,
     max_cpu_minutes: float | None = None,
     trainer_kwargs: dict[str, Any] | None = None,
@@ -295,6 +321,8 @@ def fine_tune(
     paths on the validation windows of at most ``validation_series`` series (``"loss"``: by
     the teacher-forced likelihood); the starting weights are left only for a score at least
     ``min_gain`` (relative) better, and ``patience`` validations without a new best stop.
+    ``confirm`` keeps the chosen weights only if they also beat the start on a later window
+    (see the module docstring).
     """
     from lagllama.estimators import LagLlamaEstimator
     from lagllama.pretrained import DEFAULT_NAME, available_models, checkpoint_path
@@ -305,11 +333,15 @@ def fine_tune(
         raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
     if validation not in ("forecast", "loss"):
         raise ValueError(f"validation must be 'forecast' or 'loss', got {validation!r}")
+    confirm_data = None
+    if confirm:
+        data, confirm_data = carve_validation(data, prediction_length)
     train, validation_data = carve_validation(data, prediction_length)
     best = BestWeights(min_gain=min_gain, patience=patience)
     callbacks: list[pl.Callback] = [best, FreezeLowerLayers(freeze_layers)]
-    if max_cpu_minutes is not None:
-        callbacks.append(CPUTimeBudget(max_cpu_minutes * 60.0))
+    if max_cpu_minutes is not None:  # confirmation's two scorings come out of the budget
+        reserve = (lambda: 2.0 * best.score_cpu_s) if confirm else None
+        callbacks.append(CPUTimeBudget(max_cpu_minutes * 60.0, reserve))
     trainer = {
         "max_epochs": max_epochs,
         "logger": False,
@@ -334,18 +366,31 @@ def fine_tune(
     )
     if from_scratch:
         estimator.init_checkpoint = None
-    if validation == "forecast":
-        transformation = estimator.create_transformation()
-        best.score = ForecastScore(
-            validation_data,
+    transformation = estimator.create_transformation()
+
+    def forecast_score(windows: Dataset) -> ForecastScore:
+        return ForecastScore(
+            windows,
             prediction_length,
             lambda module: estimator.create_predictor(transformation, module),
             num_samples=validation_samples,
             max_series=validation_series,
         )
+
+    if validation == "forecast":
+        best.score = forecast_score(validation_data)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     out = estimator.train_model(train, validation_data=validation_data)
     best.restore(out.trained_net)
+    confirm_start = confirm_best = None
+    if confirm_data is not None and best.best_step != 0:
+        score = forecast_score(confirm_data)
+        confirm_best = score(out.trained_net)
+        out.trained_net.load_state_dict(best.start_state)
+        confirm_start = score(out.trained_net)
+        if confirm_best >= confirm_start:
+            best.keep_start()
+        best.restore(out.trained_net)
     report = FineTuneReport(
         metric="WQL" if validation == "forecast" else "val_loss",
         start_val_loss=best.start_loss,
@@ -356,5 +401,7 @@ def fine_tune(
         wall_s=time.perf_counter() - wall0,
         cpu_s=time.process_time() - cpu0,
         history=copy.deepcopy(best.history),
+        confirm_start=confirm_start,
+        confirm_best=confirm_best,
     )
     return FineTuneResult(out.predictor, report)

@@ -35,6 +35,21 @@ def monthly_data(n: int = 12, length: int = 72, seed: int = 0) -> ListDataset:
     return ListDataset(entries, freq="M")
 
 
+def spiky_data(n: int = 12, length: int = 72, seed: int = 0) -> ListDataset:
+    """A spike every 5 months: a pattern fine-tuning learns and the pretrained model lacks."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    entries = [
+        {
+            "start": pd.Period("2000-01", "M"),
+            "target": (50 + 40 * (t % 5 == i % 5) + rng.normal(0, 1, length)).astype(np.float32),
+            "item_id": f"s{i}",
+        }
+        for i in range(n)
+    ]
+    return ListDataset(entries, freq="M")
+
+
 def small_run(tmp_path: Path, **kwargs):
     values = {
         "batch_size": 8,
@@ -79,6 +94,7 @@ def test_best_validated_weights_are_restored(tmp_path: Path):
         lr=3e-3,
         patience=0,
         min_gain=0.0,
+        confirm=False,
         trainer_kwargs={"default_root_dir": str(tmp_path), "callbacks": [recorder]},
     )
     report = result.report
@@ -113,6 +129,45 @@ def test_a_run_that_never_improves_returns_the_starting_model(tmp_path: Path, va
         torch.manual_seed(0)
         paths.append(np.stack([f.samples for f in predictor.predict(inputs)]))
     np.testing.assert_array_equal(paths[0], paths[1])
+
+
+def test_confirmation_window_is_never_trained_or_selected_on_and_decides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from lagllama.estimators import LagLlamaEstimator
+
+    seen: dict[str, list] = {}
+    original = LagLlamaEstimator.train_model
+
+    def recording(self, train, *args, validation_data=None, **kwargs):
+        seen["train"], seen["validation"] = list(train), list(validation_data)
+        return original(self, train, *args, validation_data=validation_data, **kwargs)
+
+    monkeypatch.setattr(LagLlamaEstimator, "train_model", recording)
+    data = spiky_data()
+    task = dataset_task("toy", data, H)  # its train data ends before the test window
+    result = fine_tune(
+        task.train_data(),
+        H,
+        freq="M",
+        batch_size=8,
+        num_batches_per_epoch=4,
+        max_epochs=4,
+        num_parallel_samples=20,
+        lr=3e-3,
+        min_gain=0.0,
+        trainer_kwargs={"default_root_dir": str(tmp_path), "enable_progress_bar": False},
+    )
+    full = {e["item_id"]: e["target"] for e in data}
+    for entry in seen["train"]:  # test, confirmation and selection windows all carved off
+        np.testing.assert_array_equal(entry["target"], full[entry["item_id"]][: -3 * H])
+    for entry in seen["validation"]:  # weights are chosen on the window before the last
+        np.testing.assert_array_equal(entry["target"], full[entry["item_id"]][: -2 * H])
+    report = result.report
+    beaten = any(loss < report.start_val_loss for _, loss in report.history[1:])
+    assert beaten, "no epoch beat the start: the confirmation was not exercised"
+    assert report.confirm_best is not None and report.confirm_start is not None
+    assert report.kept_start == (report.confirm_best >= report.confirm_start)
 
 
 def test_time_budget_is_respected(tmp_path: Path):

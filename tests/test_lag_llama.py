@@ -488,3 +488,19 @@ def test_autocast_keeps_inputs_head_and_cpu_attention_in_float32() -> None:
     )
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out, expected.to(torch.bfloat16), atol=0, rtol=0)
+
+
+def test_shared_prefix_cache_attends_in_float32_under_autocast() -> None:
+    from lagllama.nn.kv_cache import KVCache
+
+    torch.manual_seed(0)
+    n_head, head_dim, repeats = 2, 8, 3
+    prefix = KVCache(1, 2, n_head, 10, head_dim)
+    prefix.update(0, *(torch.randn(2, n_head, 4, head_dim) for _ in range(2)))
+    prefix.advance(4)
+    q, k, v = (torch.randn(2 * repeats, n_head, 1, head_dim).to(torch.bfloat16) for _ in range(3))
+    expected = prefix.expand(repeats).attention(0, q.float(), k.float(), v.float(), None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = prefix.expand(repeats).attention(0, q, k, v, None)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected.to(torch.bfloat16), atol=0, rtol=0)

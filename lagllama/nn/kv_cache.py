@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import torch
 
+from lagllama.nn.precision import HALF, float32_region
+
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -99,6 +101,9 @@ class SharedPrefixCache(KVCache):
     ) -> torch.Tensor:
         if q.shape[2] != 1:
             raise ValueError("continuations of a shared prefix decode one token at a time")
+        if q.device.type == "cpu" and q.dtype in HALF:  # as CausalSelfAttention.attend
+            with float32_region(q.device):
+                return self.attention(layer, q.float(), k.float(), v.float(), attend).to(q.dtype)
         t = self.length - self.prefix_length
         if self.length >= self._max_len:
             raise ValueError(f"KV cache overflow: {self.length + 1} positions > {self._max_len}")
