@@ -10,8 +10,9 @@ epoch, stops early when the score stops improving, and returns the best weights 
 starting weights when nothing beat them by ``min_gain``. The score is the WQL of sampled
 forecasts of the validation windows (what a user evaluates; the teacher-forced likelihood
 often improves while multi-step forecasts get worse), with common random numbers so that two
-weights are compared on the same draws. ``max_minutes`` (wall) and ``max_cpu_minutes``
-bound the whole run, ``max_steps`` its length.
+weights are compared on the same draws. ``max_cpu_minutes`` bounds the whole run (it keeps
+back the time of the confirmation below), ``max_minutes`` (wall) the training, and
+``max_steps`` its length.
 
 With ``confirm`` (the default) a second window is carved before that one: training sees
 neither, weights are chosen on the earlier window, and the chosen weights are kept only if
