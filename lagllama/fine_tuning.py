@@ -1,9 +1,9 @@
 """Fine-tuning a pretrained Lag-Llama on a user's dataset, with a recipe that cannot make the
 model much worse than where it started.
 
-The last ``prediction_length`` points of every training series are carved off as a
-validation window (the training windows never reach them, and they lie before any test
-window, which ``task.train_data()`` already excludes). The starting model is scored on that
+A validation window of ``prediction_length`` points is carved off the end of every training
+series (with ``confirm``, below, the window before the last; the training windows never reach
+it, and it lies before any test window, which ``task.train_data()`` already excludes). The starting model is scored on that
 window first; training then runs from the pretrained weights with a small learning rate,
 warm-up and (optionally) an exponential moving average of the weights, is scored after every
 epoch, stops early when the score stops improving, and returns the best weights seen -- the
