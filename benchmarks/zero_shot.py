@@ -3,6 +3,7 @@
     python -m benchmarks.zero_shot                                  # shipped models, 8 datasets
     python -m benchmarks.zero_shot --models lagllama-small,runs/x/checkpoints/last.ckpt
     python -m benchmarks.zero_shot --datasets m1_yearly,hospital --baselines seasonal-naive
+    python -m benchmarks.zero_shot --models lagllama-small,lagllama-small+lagllama-base
 
 No model sees the target datasets (no training, no fine-tuning). One window of each
 dataset's prediction length is forecast with ``--num-samples`` paths; WQL (quantiles
@@ -23,6 +24,7 @@ import pandas as pd
 import torch
 
 from benchmarks.common import write_results
+from lagllama.ensemble import ENSEMBLE_SEPARATOR, EnsemblePredictor, sample_shares, split_members
 from lagllama.evaluation import _markdown_table, backtest, relative_scores, repository_task
 from lagllama.pretraining.corpus import EVAL_DATASETS
 from lagllama.settings import shared_datasets_dir
@@ -47,39 +49,51 @@ def _names(text: str) -> list[str]:
 
 
 def model_label(spec: str) -> str:
-    """A shipped model's name, or ``ckpt:<run folder>/<file stem>`` for a checkpoint path."""
-    path = Path(spec)
-    if path.suffix == ".ckpt":
-        return f"ckpt:{path.parent.parent.name}/{path.stem}"
-    return spec
+    """A shipped model's name, or ``ckpt:<run folder>/<file stem>`` for a checkpoint path;
+    members of an ensemble (``a+b``) joined by ``+``."""
+    labels = []
+    for member in split_members(spec):
+        path = Path(member)
+        labels.append(
+            f"ckpt:{path.parent.parent.name}/{path.stem}" if path.suffix == ".ckpt" else member
+        )
+    return ENSEMBLE_SEPARATOR.join(labels)
 
 
 def predictor_factory(spec: str, args: argparse.Namespace):
-    """Task -> zero-shot predictor of a shipped model name or a ``.ckpt`` path."""
+    """Task -> zero-shot predictor of a shipped model name or a ``.ckpt`` path, or of an
+    ensemble of them (``a+b``: each member draws its share of ``--num-samples`` paths)."""
     from lagllama.estimators import LagLlamaEstimator
 
-    def factory(task):
+    members = split_members(spec)
+
+    def member(name: str, task, num_samples: int) -> LagLlamaEstimator:
         kwargs = {
             "freq": task.freq,
-            "num_parallel_samples": args.num_samples,
+            "num_parallel_samples": num_samples,
             "batch_size": args.batch_size,
         }
         if args.context_length is not None:
             kwargs["context_length"] = args.context_length
-        if spec.endswith(".ckpt"):
-            estimator = LagLlamaEstimator.from_checkpoint(spec, task.prediction_length, **kwargs)
-        else:
-            estimator = LagLlamaEstimator.from_pretrained(
-                task.prediction_length, name=spec, **kwargs
-            )
+        if name.endswith(".ckpt"):
+            return LagLlamaEstimator.from_checkpoint(name, task.prediction_length, **kwargs)
+        return LagLlamaEstimator.from_pretrained(task.prediction_length, name=name, **kwargs)
+
+    def factory(task):
+        shares = sample_shares(args.num_samples, len(members))
+        estimators = [member(m, task, n) for m, n in zip(members, shares)]
         torch.manual_seed(args.seed)
-        return estimator.create_zero_shot_predictor()
+        predictors = [e.create_zero_shot_predictor() for e in estimators]
+        return predictors[0] if len(predictors) == 1 else EnsemblePredictor(predictors)
 
     return factory
 
 
 def describe(spec: str) -> dict:
-    """Steps, parameters and SHA-256 of a shipped model, or the path of a checkpoint."""
+    """Steps, parameters and SHA-256 of a shipped model, or the path of a checkpoint (a list
+    of these for an ensemble)."""
+    if ENSEMBLE_SEPARATOR in spec:
+        return {"ensemble": [describe(m) for m in split_members(spec)]}
     if spec.endswith(".ckpt"):
         ckpt = torch.load(spec, map_location="cpu", weights_only=True)
         return {"path": spec, "steps": int(ckpt.get("global_step", 0))}
@@ -125,7 +139,8 @@ def main() -> None:
     parser.add_argument(
         "--models",
         default=None,
-        help="comma-separated shipped model names and/or .ckpt paths (default: every shipped model)",
+        help="comma-separated shipped model names and/or .ckpt paths, or ensembles of them "
+        "joined by + (default: every shipped model)",
     )
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=64)

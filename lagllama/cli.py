@@ -85,7 +85,8 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         type=Path,
         help="a shipped model's name (e.g. lagllama-small) or a Lag-Llama checkpoint file "
-        "(.ckpt); default: the package's default pretrained model",
+        "(.ckpt); default: the package's default pretrained model. For zero-shot, an ensemble "
+        "joined by + (lagllama-small+lagllama-base): each member draws its share of the paths",
     )
     group.add_argument("--context-length", type=int, help="context window (default: model's)")
     group.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
@@ -395,11 +396,19 @@ def load_tasks(args: argparse.Namespace) -> list[BacktestTask]:
     return tasks
 
 
-def _checkpoint(args: argparse.Namespace) -> Path:
-    """``--checkpoint`` (a shipped model's name or a file), else the packaged default."""
+def _checkpoints(args: argparse.Namespace) -> list[Path]:
+    """``--checkpoint``: one model, or the members of an ensemble ``a+b`` (zero-shot only)."""
+    from lagllama.ensemble import ENSEMBLE_SEPARATOR, split_members
+
+    if args.checkpoint is None or ENSEMBLE_SEPARATOR not in str(args.checkpoint):
+        return [_checkpoint(args.checkpoint)]
+    return [_checkpoint(Path(member)) for member in split_members(str(args.checkpoint))]
+
+
+def _checkpoint(path: Path | None) -> Path:
+    """A shipped model's name or a checkpoint file, else (``None``) the packaged default."""
     from lagllama.pretrained import DEFAULT_NAME, available_models, checkpoint_path
 
-    path = args.checkpoint
     if path is None or str(path) in available_models():
         try:
             return Path(checkpoint_path(DEFAULT_NAME if path is None else str(path)))
@@ -438,13 +447,29 @@ def lag_llama_factory(
     Trained predictors are saved under ``OUTPUT/models/<dataset>`` when ``--output`` is set;
     Lightning checkpoints stay under ``OUTPUT/training/<dataset>`` (``lagllama_runs/`` without it).
     """
-    checkpoint = _checkpoint(args) if from_checkpoint else None
+    checkpoints = _checkpoints(args) if from_checkpoint else [None]
+    if train and len(checkpoints) > 1:
+        raise ValueError(
+            f"fine-tuning starts from one checkpoint, not the ensemble {args.checkpoint}"
+        )
+    checkpoint = checkpoints[0]
 
     def factory(task: BacktestTask) -> Predictor:
         from lagllama.estimators import LagLlamaEstimator
 
         kwargs = {"prediction_length": task.prediction_length, "freq": task.freq}
         kwargs.update(_estimator_kwargs(args))
+        if len(checkpoints) > 1:  # each member draws its share of the paths
+            from lagllama.ensemble import EnsemblePredictor, sample_shares
+
+            shares = sample_shares(args.num_samples, len(checkpoints))
+            members = []
+            for path, n in zip(checkpoints, shares):
+                member = LagLlamaEstimator.from_checkpoint(
+                    path, **{**kwargs, "num_parallel_samples": n}
+                )
+                members.append(member.create_zero_shot_predictor())
+            return EnsemblePredictor(members)
         if checkpoint is not None:
             estimator = LagLlamaEstimator.from_checkpoint(checkpoint, **kwargs)
         else:

@@ -101,6 +101,16 @@ def test_plot_writes_png(wide_csv: Path, tmp_path: Path, capsys) -> None:
             ["zero-shot", "--file", "{csv}", "--prediction-length", "6", "--checkpoint", "no.ckpt"],
             "checkpoint not found",
         ),
+        (
+            ["zero-shot", "--file", "{csv}", "--prediction-length", "6"]
+            + ["--checkpoint", "lagllama-small+no.ckpt"],
+            "checkpoint not found: no.ckpt",
+        ),
+        (
+            ["fine-tune", "--file", "{csv}", "--prediction-length", "6"]
+            + ["--checkpoint", "lagllama-small+lagllama-small"],
+            "fine-tuning starts from one checkpoint",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
@@ -192,6 +202,10 @@ def test_zero_shot_and_backtest_with_checkpoint(
     args = ["backtest", *data, *TINY, "--models", "lag-llama", "--output", str(tmp_path / "bt")]
     assert main(args) == 0
     assert "lag-llama" in _scores(tmp_path / "bt").index
+    data[-1] = f"{tiny_checkpoint}+lagllama-small"  # an ensemble of two members
+    assert main(["zero-shot", *data, *TINY, "--output", str(tmp_path / "ens")]) == 0
+    ensemble = _scores(tmp_path / "ens").loc["lag-llama", "WQL"]
+    assert np.isfinite(ensemble) and ensemble != zero_shot.loc["lag-llama", "WQL"]
 
 
 @pytest.mark.parametrize("command", ["train", "fine-tune"])
