@@ -400,9 +400,10 @@ def _checkpoints(args: argparse.Namespace) -> list[Path]:
     """``--checkpoint``: one model, or the members of an ensemble ``a+b`` (zero-shot only)."""
     from lagllama.ensemble import ENSEMBLE_SEPARATOR, split_members
 
-    if args.checkpoint is None or ENSEMBLE_SEPARATOR not in str(args.checkpoint):
-        return [_checkpoint(args.checkpoint)]
-    return [_checkpoint(Path(member)) for member in split_members(str(args.checkpoint))]
+    spec = args.checkpoint
+    if spec is None or ENSEMBLE_SEPARATOR not in str(spec) or Path(spec).is_file():
+        return [_checkpoint(spec)]  # a file whose name holds a + is one checkpoint
+    return [_checkpoint(Path(member)) for member in split_members(str(spec))]
 
 
 def _checkpoint(path: Path | None) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -202,6 +203,11 @@ def test_zero_shot_and_backtest_with_checkpoint(
     args = ["backtest", *data, *TINY, "--models", "lag-llama", "--output", str(tmp_path / "bt")]
     assert main(args) == 0
     assert "lag-llama" in _scores(tmp_path / "bt").index
+    plus = tmp_path / "a+b.ckpt"  # one file with a + in its name is one checkpoint
+    shutil.copy(tiny_checkpoint, plus)
+    data[-1] = str(plus)
+    assert main(["zero-shot", *data, *TINY, "--output", str(tmp_path / "plus")]) == 0  # not a, b
+    assert np.isfinite(_scores(tmp_path / "plus").loc["lag-llama", "WQL"])
     data[-1] = f"{tiny_checkpoint}+lagllama-small"  # an ensemble of two members
     assert main(["zero-shot", *data, *TINY, "--output", str(tmp_path / "ens")]) == 0
     ensemble = _scores(tmp_path / "ens").loc["lag-llama", "WQL"]
