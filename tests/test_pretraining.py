@@ -180,6 +180,23 @@ def test_mixture_windows_pad_short_series_and_use_own_freq():
             assert np.all(hour[-5:] == hour[-1])  # yearly series: constant hour
 
 
+def test_freq_weights_match_anchored_periods_and_refuse_unknown_keys():
+    cfg = PretrainConfig(freq_weights={"Q": 0, "A": 2.0, "W-SUN": 1})
+    assert cfg.freq_weights == {"Q": 0.0, "Y": 2.0, "W": 1.0}
+    with pytest.raises(ValueError, match="not a pandas frequency"):
+        PretrainConfig(freq_weights={"quarterly": 1})
+    corpus = {
+        "mixed": [
+            make_entry(np.arange(80.0), "Q", "quarterly"),  # periods spell it Q-DEC
+            make_entry(np.arange(80.0), "W", "weekly"),  # W-SUN
+            make_entry(np.arange(80.0), "M", "monthly"),
+        ]
+    }
+    it = iter(PretrainingMixture(corpus, 40, 5, freq_weights=cfg.freq_weights, seed=0))
+    ids = [next(it)["item_id"] for _ in range(300)]
+    assert "quarterly" not in ids and {"weekly", "monthly"} <= set(ids)
+
+
 def test_mixture_seeds_differ_by_offset():
     corpus = {"s": [make_entry(np.arange(500.0), "D", "s")]}
 

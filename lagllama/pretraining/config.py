@@ -12,6 +12,17 @@ import tomllib
 from lagllama.pretraining.corpus import PRETRAINING_SOURCES, check_not_eval
 
 
+def base_freq(alias: str) -> str:
+    """A pandas frequency alias as the series' periods spell it, unanchored (``"A"`` and
+    ``"Y-DEC"`` -> ``"Y"``, ``"Q-DEC"`` -> ``"Q"``); an alias pandas does not know is an error."""
+    import pandas as pd
+
+    try:
+        return pd.Period("2000-01-01", alias).freqstr.split("-")[0]
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"freq_weights key {alias!r} is not a pandas frequency") from err
+
+
 @dataclass
 class PretrainConfig:
     """Everything ``lagllama pretrain`` needs; relative paths are relative to the config file."""
@@ -83,6 +94,9 @@ class PretrainConfig:
             raise ValueError("val_every_steps must be a multiple of steps_per_epoch")
         if not 0.0 <= self.synthetic_refresh <= 1.0:
             raise ValueError(f"synthetic_refresh must be in [0, 1], got {self.synthetic_refresh}")
+        self.freq_weights = {base_freq(k): float(v) for k, v in self.freq_weights.items()}
+        if any(v < 0 for v in self.freq_weights.values()):
+            raise ValueError(f"freq_weights must be >= 0, got {self.freq_weights}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PretrainConfig:

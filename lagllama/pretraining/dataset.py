@@ -32,7 +32,9 @@ def _rank() -> int:
 
 
 def entry_freq(entry: dict) -> str:
-    return entry["start"].freqstr
+    """The series' pandas frequency without its anchor: ``"Q"`` for ``Q-DEC``, ``"W"`` for
+    ``W-SUN`` (so a ``freq_weights`` key ``"Q"`` matches every quarterly series)."""
+    return entry["start"].freqstr.split("-")[0]
 
 
 class PretrainingMixture:
@@ -40,7 +42,8 @@ class PretrainingMixture:
 
     A source is picked with probability ``source_weights[source]`` (default: equal); within a
     source a series is picked with probability proportional to
-    ``freq_weights.get(freq, 1)`` (frequency keys are pandas strings such as ``"M"``, ``"h"``).
+    ``freq_weights.get(freq, 1)`` (keys are unanchored pandas aliases: ``"h"``, ``"D"``, ``"W"``,
+    ``"M"``, ``"Q"``, ``"Y"``; see :func:`entry_freq`).
     Iteration is seeded by ``(seed, distributed rank, offset)``, so every DDP process draws
     different windows and a resumed run (``offset`` = steps done) does not replay old ones.
 
