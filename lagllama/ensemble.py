@@ -4,8 +4,8 @@ forecast is their mixture.
 Pretrained models that differ only in seed or recipe make different errors, dataset by
 dataset; a mixture of their sample paths averages those errors out at the cost of the paths
 themselves (100 paths from two models cost what 100 paths from one cost, plus a second
-prefill). The CRPS, and with it the WQL, of a mixture is never worse than the weighted mean
-of its members' and is better by the spread between them. Measured in
+prefill). The CRPS of a mixture is never worse than the weighted mean of its members' and is
+better by the spread between them (the WQL approximates the CRPS). Measured in
 ``benchmarks/zero_shot.py`` (see the README's zero-shot section).
 """
 
