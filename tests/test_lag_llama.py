@@ -56,10 +56,11 @@ def test_changing_a_future_value_never_changes_earlier_outputs() -> None:
         assert not torch.allclose(distr.mean[:, C + j + 1 :], base.mean[:, C + j + 1 :])
 
 
-@pytest.mark.parametrize("distr", ["student_t", "normal"])
-def test_cached_sampling_equals_full_recomputation(distr: str) -> None:
+@pytest.mark.parametrize(("distr", "h"), [("student_t", 9), ("normal", 9), ("student_t", 40)])
+def test_cached_sampling_equals_full_recomputation(distr: str, h: int) -> None:
+    """Same seed, same paths; h = 40 crosses a block of the continuations' own cache."""
     model = tiny_model(distr_output=distr, rope_scaling="dynamic", rope_factor=2.0)
-    batch = window(model, h=9)  # longer than trained: dynamic RoPE kicks in
+    batch = window(model, h=h)  # longer than trained: dynamic RoPE kicks in
     inputs = {
         k: v
         for k, v in batch.items()
@@ -68,10 +69,10 @@ def test_cached_sampling_equals_full_recomputation(distr: str) -> None:
     inputs["past_observed_values"] = batch["past_observed_values"]
     inputs["future_time_feat"] = batch["future_time_feat"]
     torch.manual_seed(1)
-    cached = model.sample(**inputs, num_samples=20, prediction_length=9, use_kv_cache=True)
+    cached = model.sample(**inputs, num_samples=20, prediction_length=h, use_kv_cache=True)
     torch.manual_seed(1)
-    full = model.sample(**inputs, num_samples=20, prediction_length=9, use_kv_cache=False)
-    assert cached.shape == (3, 20, 9)
+    full = model.sample(**inputs, num_samples=20, prediction_length=h, use_kv_cache=False)
+    assert cached.shape == (3, 20, h)
     torch.testing.assert_close(cached, full, atol=1e-4, rtol=1e-4)
 
 

@@ -94,11 +94,12 @@ def test_kv_cache_equals_full_recomputation(scaling: str | None) -> None:
     torch.testing.assert_close(torch.cat(chunks, dim=1), full, atol=1e-5, rtol=1e-5)
 
 
-def test_shared_prefix_continuations_equal_full_recomputation() -> None:
+@pytest.mark.parametrize("steps", [5, 40])  # one block of own positions, and two
+def test_shared_prefix_continuations_equal_full_recomputation(steps: int) -> None:
     """Many continuations of each prefix, sharing its cache: each row's decode steps equal
     recomputing that row's whole sequence (prefix copied) from scratch."""
     decoder = _decoder()
-    B, S, prefix_len, steps = 3, 4, 7, 5
+    B, S, prefix_len = 3, 4, 7
     prefix = torch.randn(B, prefix_len, 6)
     cache = decoder.new_cache(B, prefix_len + steps, prefix)
     decoder(prefix, cache)
@@ -108,7 +109,8 @@ def test_shared_prefix_continuations_equal_full_recomputation() -> None:
     rows = torch.cat((prefix.repeat_interleave(S, 0), tokens), dim=1)
     full = decoder(rows, seq_len=prefix_len + steps)[:, prefix_len:]
     torch.testing.assert_close(torch.cat(outputs, dim=1), full, atol=1e-5, rtol=1e-5)
-    assert shared.keys.shape[1] == B * S and shared.keys.shape[3] == steps  # prefix not copied
+    blocks, rows, _, block = shared.keys.shape[1:5]  # own positions only: prefix not copied
+    assert rows == B * S and blocks == -(-steps // block)
     with pytest.raises(ValueError, match="overflow"):
         decoder(tokens[:, :1], shared)
     with pytest.raises(ValueError, match="one token at a time"):

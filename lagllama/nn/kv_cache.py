@@ -74,7 +74,17 @@ class SharedPrefixCache(KVCache):
     product per sequence and head for all its continuations, scores the row's own tokens,
     and takes one softmax over both: exactly attention over a copied prefix, without reading
     ``repeats`` copies of it from memory at every step. Inference only (no dropout).
+
+    The own tokens are stored in contiguous, zeroed blocks of :attr:`BLOCK` positions, and a
+    step multiplies whole blocks: the scores of positions not yet written are dropped before
+    the softmax and their weights are zero. Batched products of fixed, contiguous shape take
+    a faster CPU path than a growing strided slice (measured: the decode attention about a
+    third faster at 100 paths x 16 series, sampling 5-8% faster end to end), for reading at
+    most one partly filled block.
     """
+
+    #: own positions per block (32: MKL's batched products were slowest below 32 columns)
+    BLOCK = 32
 
     def __init__(self, prefix: KVCache, repeats: int) -> None:
         n_layer, batch, n_head, max_len, head_dim = prefix.keys.shape
@@ -83,10 +93,14 @@ class SharedPrefixCache(KVCache):
         self.prefix_length = prefix.length
         self.repeats = repeats
         self._max_len = max_len
-        shape = (n_layer, batch * repeats, n_head, max_len - prefix.length, head_dim)
+        blocks = -(-(max_len - prefix.length) // self.BLOCK)
+        shape = (n_layer, blocks, batch * repeats, n_head, self.BLOCK, head_dim)
         like = prefix.keys
-        self.keys = torch.empty(shape, dtype=like.dtype, device=like.device)
-        self.values = torch.empty(shape, dtype=like.dtype, device=like.device)
+        self.keys = torch.zeros(shape, dtype=like.dtype, device=like.device)
+        self.values = torch.zeros(shape, dtype=like.dtype, device=like.device)
+        # attention weights of the own positions, padded to whole blocks; positions are
+        # written in order, so the padding is still zero whenever it is read
+        self._own_probs = like.new_zeros(batch * repeats, n_head, 1, blocks * self.BLOCK)
         self.length = prefix.length
 
     @property
@@ -104,21 +118,26 @@ class SharedPrefixCache(KVCache):
         if q.device.type == "cpu" and q.dtype in HALF:  # as CausalSelfAttention.attend
             with float32_region(q.device):
                 return self.attention(layer, q.float(), k.float(), v.float(), attend).to(q.dtype)
-        t = self.length - self.prefix_length
         if self.length >= self._max_len:
             raise ValueError(f"KV cache overflow: {self.length + 1} positions > {self._max_len}")
-        self.keys[layer, :, :, t] = k[:, :, 0]
-        self.values[layer, :, :, t] = v[:, :, 0]
-        own_k, own_v = self.keys[layer, :, :, : t + 1], self.values[layer, :, :, : t + 1]
+        t = self.length - self.prefix_length  # own positions before this one
+        block, offset = divmod(t, self.BLOCK)
+        self.keys[layer, block, :, :, offset] = k[:, :, 0]
+        self.values[layer, block, :, :, offset] = v[:, :, 0]
+        own_k, own_v = self.keys[layer, : block + 1], self.values[layer, : block + 1]
         rows, n_head, _, head_dim = q.shape
-        batch, S = rows // self.repeats, self.repeats
-        scale = head_dim**-0.5
+        batch, S, Lp = rows // self.repeats, self.repeats, self.prefix_length
+        q = q * head_dim**-0.5
         q_shared = q.reshape(batch, S, n_head, head_dim).transpose(1, 2)  # (B, H, S, D)
-        shared = q_shared @ self.prefix_keys[layer].transpose(-1, -2)  # (B, H, S, Lp)
-        own = (q @ own_k.transpose(-1, -2)).reshape(batch, S, n_head, t + 1).transpose(1, 2)
-        probs = (torch.cat((shared, own), dim=-1) * scale).softmax(dim=-1)
-        Lp = self.prefix_length
+        scores = [q_shared @ self.prefix_keys[layer].transpose(-1, -2)]  # (B, H, S, Lp)
+        for i, keys in enumerate(own_k):  # (rows, H, BLOCK, D) each: score whole blocks
+            own = (q @ keys.transpose(-1, -2))[..., : min(self.BLOCK, t + 1 - i * self.BLOCK)]
+            scores.append(own.reshape(batch, S, n_head, -1).transpose(1, 2))
+        probs = torch.cat(scores, dim=-1).softmax(dim=-1)  # over written positions only
         out = probs[..., :Lp] @ self.prefix_values[layer]  # (B, H, S, D)
         out = out.transpose(1, 2).reshape(rows, n_head, 1, head_dim)
-        own_probs = probs[..., Lp:].transpose(1, 2).reshape(rows, n_head, 1, t + 1)
-        return out + own_probs @ own_v
+        own_probs = self._own_probs[..., : len(own_v) * self.BLOCK]
+        own_probs[..., : t + 1] = probs[..., Lp:].transpose(1, 2).reshape(rows, n_head, 1, t + 1)
+        for i, values in enumerate(own_v):
+            out = out + own_probs[..., i * self.BLOCK : (i + 1) * self.BLOCK] @ values
+        return out
