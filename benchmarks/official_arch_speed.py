@@ -1,7 +1,7 @@
 """Speed at the released Lag-Llama architecture, at equal work with the official code.
 
     python -m benchmarks.official_arch_speed [--rounds 2]
-        [--official-src W/src --official-python W/venv/bin/python]
+        [--official-src W/src --official-python W/venv/bin/python] [--output NAME]
 
 What the official code's timing scripts (``../shared/official_bench``) time, measured the same
 way for ours: the released architecture (8 layers, 9 heads of 16, context 32, the
@@ -239,6 +239,11 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--loss-steps", type=int, default=60)
+    parser.add_argument(
+        "--output",
+        default="official_arch_speed",
+        help="results/<output>.{md,json} (another name keeps another machine's run)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -340,7 +345,7 @@ def main() -> None:
         "loss_check": loss_check,
         "targets": {"sampling_s_per_series": 0.2, "train_step_s": 0.36},
     }
-    write_results("official_arch_speed", payload, markdown(payload))
+    write_results(args.output, payload, markdown(payload))
 
 
 def _fmt(values: list[float], digits: int = 3) -> str:
