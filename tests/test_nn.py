@@ -109,8 +109,8 @@ def test_shared_prefix_continuations_equal_full_recomputation(steps: int) -> Non
     rows = torch.cat((prefix.repeat_interleave(S, 0), tokens), dim=1)
     full = decoder(rows, seq_len=prefix_len + steps)[:, prefix_len:]
     torch.testing.assert_close(torch.cat(outputs, dim=1), full, atol=1e-5, rtol=1e-5)
-    blocks, rows, _, block = shared.keys.shape[1:5]  # own positions only: prefix not copied
-    assert rows == B * S and blocks == -(-steps // block)
+    blocks, own_rows, _, block = shared.keys.shape[1:5]  # own positions only: prefix not copied
+    assert own_rows == B * S and blocks == -(-steps // block)
     with pytest.raises(ValueError, match="overflow"):
         decoder(tokens[:, :1], shared)
     with pytest.raises(ValueError, match="one token at a time"):

@@ -78,9 +78,9 @@ class SharedPrefixCache(KVCache):
     The own tokens are stored in contiguous, zeroed blocks of :attr:`BLOCK` positions, and a
     step multiplies whole blocks: the scores of positions not yet written are dropped before
     the softmax and their weights are zero. Batched products of fixed, contiguous shape take
-    a faster CPU path than a growing strided slice (measured: the decode attention about a
-    third faster at 100 paths x 16 series, sampling 5-8% faster end to end), for reading at
-    most one partly filled block.
+    a faster CPU path than a growing strided slice, for reading at most one partly filled
+    block (the decode attention alone measured about a third faster at 100 paths x 16 series
+    on an AVX2 CPU; end-to-end speed: benchmarks/official_arch_speed.py).
     """
 
     #: own positions per block (32: MKL's batched products were slowest below 32 columns)
