@@ -93,6 +93,7 @@ def plot(rows: pd.DataFrame, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
     from lagllama.plotting import save_figure
 
@@ -102,6 +103,9 @@ def plot(rows: pd.DataFrame, path: Path) -> Path:
             part = part.sort_values("cpu_hours")
             ax.plot(part["cpu_hours"], part[metric], marker="o", label=run)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator([0.25, 0.5, 1, 2, 4, 8]))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("pretraining CPU-hours (one thread)")
         ax.set_ylabel(f"{metric.removeprefix('rel_')} / seasonal naive (7 datasets)")
         ax.grid(alpha=0.3)
