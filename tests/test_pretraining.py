@@ -367,6 +367,8 @@ def test_snapshot_restart_on_a_new_machine_continues_the_run(tmp_path: Path):
     total = training_totals(cfg.output_dir)["cpu_s"] / 3600
     assert cpu_hours_at(cfg.output_dir, 4) < cpu_hours_at(cfg.output_dir, 6)
     assert cpu_hours_at(cfg.output_dir, 8) == pytest.approx(total)
+    with pytest.raises(ValueError, match="past the chunks logged"):
+        cpu_hours_at(cfg.output_dir, 9)  # a chunk still running has not logged its CPU time
 
 
 def test_pretrain_validation_loss_on_held_out_series(tmp_path: Path):

@@ -200,9 +200,16 @@ class KeepWeights(pl.Callback):
 
 def cpu_hours_at(output_dir: str | Path, step: int) -> float:
     """CPU-hours a run had spent when it reached ``step`` (from ``chunks.jsonl``; steps
-    within a chunk are taken as equally expensive)."""
+    within a chunk are taken as equally expensive). A step past the last logged chunk (one
+    still running logs itself when it ends) is an error, not an undercount."""
     path = Path(output_dir) / "chunks.jsonl"
     rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    logged = max((row["steps"] for row in rows), default=0)
+    if step > logged:
+        raise ValueError(
+            f"step {step} is past the chunks logged in {path} (up to step {logged}): its chunk "
+            "has not finished; measure after it ends, or give the CPU-hours explicitly"
+        )
     seconds = 0.0
     for row in sorted(rows, key=lambda r: r["steps_before"]):
         done = row["steps"] - row["steps_before"]
