@@ -54,8 +54,9 @@ def validation_loss(folder: Path, step: int) -> float | None:
     return best
 
 
-def describe(spec: str, cpu_hours: float | None) -> dict:
-    """Run, step, parameters, CPU-hours and validation loss of a checkpoint."""
+def describe(spec: str, cpu_hours: float | None, directory: Path | None = None) -> dict:
+    """Run, step, parameters, CPU-hours and validation loss of a checkpoint (a ``.ckpt``, or a
+    model name: shipped, or in ``directory``, e.g. a run's weights-only snapshot)."""
     if spec.endswith(".ckpt"):
         from lagllama.pretraining.train import cpu_hours_at
 
@@ -76,7 +77,7 @@ def describe(spec: str, cpu_hours: float | None) -> dict:
         return {"run": Path(spec).stem, "step": step, "parameters": params, "cpu_hours": cpu_hours}
     from lagllama.pretrained import read_card
 
-    card = read_card(spec)
+    card = read_card(spec, directory)
     totals = card.get("totals", {})
     if cpu_hours is None and "cpu_s" in totals:
         cpu_hours = totals["cpu_s"] / 3600
@@ -125,6 +126,11 @@ def main() -> None:
     parser.add_argument("--checkpoint", action="append", default=[], help=".ckpt or model name")
     parser.add_argument("--label", action="append", default=[], help="one per --checkpoint")
     parser.add_argument("--cpu-hours", type=float, help="for a checkpoint without a run log")
+    parser.add_argument(
+        "--snapshot-dir",
+        type=Path,
+        help="--checkpoint names a weights-only snapshot in this folder (e.g. snapshots)",
+    )
     parser.add_argument("--data-dir", type=Path, default=shared_datasets_dir())
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -137,10 +143,16 @@ def main() -> None:
     if not args.plot_only:
         tasks = [repository_task(n, args.data_dir, download=False) for n in PUBLISHED_DATASETS]
         for i, spec in enumerate(args.checkpoint):
-            info = describe(spec, args.cpu_hours)
+            info = describe(spec, args.cpu_hours, args.snapshot_dir)
             label = args.label[i] if i < len(args.label) else f"{info['run']}@{info['step']}"
+            model = spec
+            if args.snapshot_dir is not None:
+                from lagllama.pretrained import checkpoint_path
+
+                model = str(checkpoint_path(spec, args.snapshot_dir))
+                spec = str(args.snapshot_dir / spec)
             report = backtest(
-                tasks, {label: predictor_factory(spec, args)}, baselines=["seasonal-naive"]
+                tasks, {label: predictor_factory(model, args)}, baselines=["seasonal-naive"]
             )
             agg = relative_scores(report.results, metrics=("WQL", "MASE")).set_index("model")
             row = {
