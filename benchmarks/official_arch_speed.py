@@ -9,7 +9,8 @@ frequency-independent lag set, robust scaling, time features, Student-t head, ra
 on m4_hourly, 2 torch threads.
 
 - Sampling: 100 paths x horizon 48 through the GluonTS predictor, KV cache on, at predictor
-  batch 16 (first 32 series) and 64 (first 64 series); seconds per series.
+  batch 16 (first 32 series) and 64 (first 64 series); seconds per series; in float32 and
+  (where the CPU has bf16 instructions) with ``sampling_precision="bf16"``.
 - Training step: forward, backward and AdamW step on a batch of 64 real training windows
   (context 32 + h = 48), Freq-Mask/Freq-Mix applied with the official recipe's rates,
   compute only (data loading excluded, as the official ``bench_train.py manual``); median of
@@ -111,9 +112,11 @@ def inputs_m4_hourly(root: Path) -> list[dict]:
     return list(test.generate_instances(H, windows=1).input)
 
 
-def time_sampling(inputs: list[dict], batch: int, n: int) -> dict[str, float]:
+def time_sampling(
+    inputs: list[dict], batch: int, n: int, precision: str = "32"
+) -> dict[str, float]:
     torch.manual_seed(0)
-    estimator = released(batch_size=batch)
+    estimator = released(batch_size=batch, sampling_precision=precision)
     module = estimator.create_lightning_module()
     predictor = estimator.create_predictor(estimator.create_transformation(), module)
     torch.manual_seed(1)
@@ -271,6 +274,8 @@ def main() -> None:
                 if official is not None:
                     record(f"official/sampling/{batch}", official.sampling(batch, n))
                 record(f"ours/sampling/{batch}", time_sampling(inputs, batch, n))
+                if bf16:
+                    record(f"ours/sampling-bf16/{batch}", time_sampling(inputs, batch, n, "bf16"))
             if official is not None:
                 record("official/train", official.training())
             for name, use_bf16, compile_ in variants:
@@ -323,7 +328,12 @@ def main() -> None:
         ours = summary(f"ours/sampling/{batch}", "per_series")
         theirs = summary(f"official/sampling/{batch}", "per_series")
         floor = sampling_flops / (statistics.median(ours["calib_gflops"]) * 1e9)
-        results["sampling"][str(batch)] = {"ours": ours, "official": theirs, "floor_s": floor}
+        results["sampling"][str(batch)] = {
+            "ours": ours,
+            "ours_bf16": summary(f"ours/sampling-bf16/{batch}", "per_series"),
+            "official": theirs,
+            "floor_s": floor,
+        }
     train_official = summary("official/train", "step_s")
     for name, *_ in variants:
         ours = summary(f"ours/train/{name}", "step_s")
@@ -367,8 +377,12 @@ def markdown(p: dict[str, Any]) -> str:
         "",
         "## Sampling: 100 paths x horizon 48, KV cache on, seconds per series",
         "",
-        "| predictor batch, series | official | ours | ratio | floor (fp32) | calibration GFLOPS |",
-        "|---|---|---|---|---|---|",
+        'ours fp32: the default, plain float32; ours bf16: `sampling_precision="bf16"` '
+        "(bf16 autocast of the decoder blocks; CPUs with bf16 instructions only).",
+        "",
+        "| predictor batch, series | official | ours fp32 | ratio | ours bf16 | ratio "
+        "| floor (fp32) | calibration GFLOPS |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for batch, n in SAMPLING_SETTINGS:
         r = p["results"]["sampling"][str(batch)]
@@ -380,9 +394,15 @@ def markdown(p: dict[str, Any]) -> str:
             theirs = list(OTHER_RUN["sampling_s_per_series"][str(batch)])
             calib = _fmt(ours["calib_gflops"], 0)
         ratio = statistics.median(theirs) / ours["median"]
+        half = r.get("ours_bf16")
+        half_cells = "n/a | n/a"
+        if half is not None:
+            half_cells = (
+                f"{_fmt(half['values'])} | {statistics.median(theirs) / half['median']:.1f}x"
+            )
         lines.append(
             f"| {batch}, {n} | {_fmt(theirs)} | {_fmt(ours['values'])} | {ratio:.1f}x | "
-            f"{r['floor_s']:.3f} | {calib} |"
+            f"{half_cells} | {r['floor_s']:.3f} | {calib} |"
         )
     official = p["train_official"]
     theirs = official["values"] if official else list(OTHER_RUN["train_step_s"])

@@ -4,6 +4,7 @@
     python -m benchmarks.zero_shot --models lagllama-small,runs/x/checkpoints/last.ckpt
     python -m benchmarks.zero_shot --datasets m1_yearly,hospital --baselines seasonal-naive
     python -m benchmarks.zero_shot --models lagllama-small,lagllama-small+lagllama-base
+    python -m benchmarks.zero_shot --models lagllama-small --sampling-precision bf16
 
 No model sees the target datasets (no training, no fine-tuning). One window of each
 dataset's prediction length is forecast with ``--num-samples`` paths; WQL (quantiles
@@ -72,6 +73,7 @@ def predictor_factory(spec: str, args: argparse.Namespace):
             "freq": task.freq,
             "num_parallel_samples": num_samples,
             "batch_size": args.batch_size,
+            "sampling_precision": getattr(args, "sampling_precision", "32"),
         }
         if args.context_length is not None:
             kwargs["context_length"] = args.context_length
@@ -146,6 +148,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--context-length", type=int, help="inference context (default: model's)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument(
+        "--sampling-precision",
+        choices=("32", "bf16"),
+        default="32",
+        help="bf16: sample under bf16 autocast (LagLlamaEstimator's sampling_precision)",
+    )
     parser.add_argument("--output", default="zero_shot", help="results/<output>.{md,json}")
     args = parser.parse_args()
 

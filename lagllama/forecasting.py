@@ -124,8 +124,10 @@ def lag_llama_predictor(
     num_samples: int = 100,
     batch_size: int = 64,
     seed: int | None = 0,
+    sampling_precision: str = "32",
 ) -> Predictor:
-    """A zero-shot Lag-Llama predictor; with ``seed``, one random generator per series."""
+    """A zero-shot Lag-Llama predictor; with ``seed``, one random generator per series;
+    ``sampling_precision="bf16"`` samples under bf16 autocast (see ``LagLlamaModel.sample``)."""
     from gluonts.torch.model.predictor import PyTorchPredictor
 
     from lagllama.estimators import LagLlamaEstimator
@@ -135,6 +137,7 @@ def lag_llama_predictor(
         prediction_length=prediction_length,
         num_parallel_samples=num_samples,
         batch_size=batch_size,
+        sampling_precision=sampling_precision,
     )
     plain = estimator.create_zero_shot_predictor()
     if seed is None:

@@ -505,3 +505,39 @@ def test_shared_prefix_cache_attends_in_float32_under_autocast() -> None:
         out = prefix.expand(repeats).attention(0, q, k, v, None)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out, expected.to(torch.bfloat16), atol=0, rtol=0)
+
+
+def test_bf16_sampling_stays_close_to_float32_and_rejects_unknown_precisions() -> None:
+    """Same seeds, same noise: bf16 autocast moves the paths only by the decoder's rounding."""
+    torch.manual_seed(0)
+    model = tiny_model()
+    batch = window(model, batch=4)
+    inputs = [batch[k] for k in ("past_target", "past_observed_values")]
+    inputs += [batch["past_time_feat"], batch["future_time_feat"]]
+    seeds = torch.arange(4)
+    fp32 = model.sample(*inputs, num_samples=50, seeds=seeds)
+    again = model.sample(*inputs, num_samples=50, seeds=seeds, precision="32")
+    bf16 = model.sample(*inputs, num_samples=50, seeds=seeds, precision="bf16")
+    torch.testing.assert_close(again, fp32, rtol=0, atol=0)
+    assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
+    assert not torch.equal(bf16, fp32)  # the option takes effect
+    # values are ~5-15: a path moves by rounding, not by a different forecast
+    assert (bf16 - fp32).abs().median() < 0.05 * fp32.abs().median()
+    torch.testing.assert_close(
+        bf16.median(dim=1).values, fp32.median(dim=1).values, rtol=0.05, atol=0.1
+    )
+    with pytest.raises(ValueError, match="sampling_precision 'fp8'"):
+        model.sample(*inputs, num_samples=5, precision="fp8")
+
+
+def test_sampling_precision_reaches_the_predictor(trained, tmp_path: Path) -> None:
+    _, _, checkpoint = trained
+    estimator = LagLlamaEstimator.from_checkpoint(
+        checkpoint, prediction_length=12, freq="h", sampling_precision="bf16"
+    )
+    predictor = estimator.create_zero_shot_predictor()
+    assert predictor.prediction_net.sampling_precision == "bf16"
+    forecast = next(iter(predictor.predict(hourly_dataset())))
+    assert np.isfinite(forecast.samples).all()
+    with pytest.raises(ValueError, match="sampling_precision 'half'"):
+        LagLlamaEstimator(prediction_length=12, freq="h", sampling_precision="half", **TINY)

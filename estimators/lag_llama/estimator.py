@@ -31,6 +31,7 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.estimators.lag_llama.lightning_module import LagLlamaLightningModule
 from lagllama.frequency import default_time_features, resolve_lags, validate_freq
+from lagllama.nn.precision import check_sampling_precision
 
 TIME_FEAT = "time_feat"
 #: Constructor arguments that define the network; a checkpoint fixes them.
@@ -107,6 +108,8 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
     (Lightning's ``EMAWeightAveraging``); the trained predictor uses the final average,
     which makes short autoregressive training runs far less noisy. ``torch_compile``
     compiles the training loss (faster steps; falls back to eager with a warning).
+    ``sampling_precision="bf16"`` samples with the decoder's matrix products in bfloat16
+    (faster on GPUs and CPUs with bf16 instructions; default ``"32"``, plain float32).
     """
 
     @validated()
@@ -143,6 +146,7 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         num_batches_per_epoch: int = 50,
         num_parallel_samples: int = 100,
         use_kv_cache: bool = True,
+        sampling_precision: str = "32",
         ema_decay: float | None = None,
         torch_compile: bool = False,
         train_sampler: InstanceSampler | None = None,
@@ -189,6 +193,7 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
             "augmentation": augmentation,
             "num_parallel_samples": num_parallel_samples,
             "use_kv_cache": use_kv_cache,
+            "sampling_precision": check_sampling_precision(sampling_precision),
             "torch_compile": torch_compile,
         }
         self.batch_size = batch_size

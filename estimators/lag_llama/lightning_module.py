@@ -12,6 +12,7 @@ from gluonts.core.component import validated
 from lagllama.augmentation import AugmentationConfig, augment
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.estimators.lag_llama.module import LagLlamaModel
+from lagllama.nn.precision import check_sampling_precision
 from lagllama.schedules import planned_steps, warmup_cosine
 
 
@@ -42,6 +43,7 @@ class LagLlamaLightningModule(pl.LightningModule):
         schedule_offset: int = 0,
         rewarmup_steps: int = 0,
         torch_compile: bool = False,
+        sampling_precision: str = "32",
     ) -> None:
         super().__init__()
         self.config = LagLlamaConfig.from_dict(model_kwargs)
@@ -56,6 +58,7 @@ class LagLlamaLightningModule(pl.LightningModule):
         self.schedule_offset = schedule_offset
         self.rewarmup_steps = rewarmup_steps
         self.torch_compile = torch_compile
+        self.sampling_precision = check_sampling_precision(sampling_precision)
         self._compiled_loss: Callable[..., torch.Tensor] | None = None
         self.save_hyperparameters(
             {
@@ -70,6 +73,7 @@ class LagLlamaLightningModule(pl.LightningModule):
                 "schedule_offset": schedule_offset,
                 "rewarmup_steps": rewarmup_steps,
                 "torch_compile": torch_compile,
+                "sampling_precision": sampling_precision,
             }
         )
 
@@ -91,6 +95,7 @@ class LagLlamaLightningModule(pl.LightningModule):
             num_samples=self.num_parallel_samples,
             use_kv_cache=self.use_kv_cache,
             seeds=sample_seed,
+            precision=self.sampling_precision,
         )
 
     def _loss(self, batch: dict[str, torch.Tensor], train: bool) -> torch.Tensor:

@@ -24,7 +24,7 @@ from torch.distributions import Distribution
 from lagllama.distributions import make_distr_output, sample_with_generators
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.nn.decoder import Decoder
-from lagllama.nn.precision import float32_region
+from lagllama.nn.precision import check_sampling_precision, float32_region, sampling_autocast
 from lagllama.scaling import make_scaler
 
 
@@ -108,7 +108,7 @@ class LagLlamaModel(nn.Module):
     def head_args(self, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The distribution's parameters from hidden states, in float32 even under autocast."""
         with float32_region(hidden.device):
-            return self.args_proj(hidden)
+            return self.args_proj(hidden.float())
 
     def distribution(
         self,
@@ -230,6 +230,7 @@ class LagLlamaModel(nn.Module):
         prediction_length: int | None = None,
         use_kv_cache: bool = True,
         seeds: torch.Tensor | None = None,
+        precision: str = "32",
     ) -> torch.Tensor:
         """``num_samples`` coherent sample paths (B, num_samples, prediction_length).
 
@@ -237,7 +238,12 @@ class LagLlamaModel(nn.Module):
         one token; without it the whole window is recomputed (kept for checking and timing).
         ``seeds`` (B,) int64: each series draws from its own ``torch.Generator``, so its paths
         do not depend on the batch it is in; without them torch's global RNG is used.
+        ``precision="bf16"`` runs the decoder blocks' matrix products in bfloat16 (autocast;
+        the input embedding, attention on the CPU, the scaler and the distribution head stay
+        in float32): faster on GPUs and on CPUs with bf16 instructions, slightly different
+        paths; ``"32"`` (default) is plain float32.
         """
+        check_sampling_precision(precision)
         if self.training:  # never sample with dropout on
             self.eval()
             try:
@@ -250,6 +256,7 @@ class LagLlamaModel(nn.Module):
                     prediction_length,
                     use_kv_cache,
                     seeds,
+                    precision,
                 )
             finally:
                 self.train()
@@ -271,6 +278,10 @@ class LagLlamaModel(nn.Module):
             tf = None if time_feat is None else time_feat[:, positions - (P - C)]
             return self.token_features(series, observed, positions, loc, scale, tf)
 
+        def decode(x: torch.Tensor, cache=None, **kwargs) -> torch.Tensor:
+            with sampling_autocast(x.device, precision):
+                return self.decoder(x, cache, **kwargs)
+
         def expand() -> None:  # one row per (series, sample), samples of a series adjacent
             nonlocal series, observed, loc, scale, time_feat
             series, observed = series.repeat_interleave(S, 0), observed.repeat_interleave(S, 0)
@@ -281,13 +292,13 @@ class LagLlamaModel(nn.Module):
         prefix = torch.arange(P - C, P + 1, device=series.device)
         if use_kv_cache:
             cache = self.decoder.new_cache(B, seq_len, series)
-            hidden = self.decoder(features(prefix), cache)[:, -1:]
+            hidden = decode(features(prefix), cache)[:, -1:]
             cache = cache.expand(S)
             hidden = hidden.repeat_interleave(S, 0)
             expand()
         else:
             expand()
-            hidden = self.decoder(features(prefix), seq_len=seq_len)[:, -1:]
+            hidden = decode(features(prefix), seq_len=seq_len)[:, -1:]
 
         generators = None
         if seeds is not None:
@@ -307,8 +318,8 @@ class LagLlamaModel(nn.Module):
                 break
             if use_kv_cache:
                 position = torch.tensor([P + i + 1], device=series.device)
-                hidden = self.decoder(features(position), cache)
+                hidden = decode(features(position), cache)
             else:
                 positions = torch.arange(P - C, P + i + 2, device=series.device)
-                hidden = self.decoder(features(positions), seq_len=seq_len)[:, -1:]
+                hidden = decode(features(positions), seq_len=seq_len)[:, -1:]
         return paths.view(B, S, h)

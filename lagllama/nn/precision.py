@@ -3,7 +3,8 @@
 Under bf16/fp16 autocast the decoder blocks' matrix products run in half precision (fast on
 GPUs and on CPUs with bf16 units), while the input embedding (raw lag values, whose relative
 precision matters), the distribution head (log-likelihoods) and, on the CPU, attention stay
-in float32.
+in float32. Sampling takes the same autocast on request (``sampling_precision="bf16"``);
+its default is plain float32.
 """
 
 from __future__ import annotations
@@ -18,3 +19,23 @@ HALF = (torch.bfloat16, torch.float16)
 def float32_region(device: torch.device) -> contextlib.AbstractContextManager:
     """A context in which autocast is off for ``device`` (so ops run in their inputs' dtype)."""
     return torch.autocast(device.type, enabled=False)
+
+
+#: ``LagLlamaModel.sample``'s precisions: plain float32, or bf16 autocast of the decoder
+SAMPLING_PRECISIONS = ("32", "bf16")
+
+
+def check_sampling_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`SAMPLING_PRECISIONS`, else a ValueError naming it."""
+    if precision not in SAMPLING_PRECISIONS:
+        raise ValueError(
+            f"unknown sampling_precision {precision!r}; choose one of {SAMPLING_PRECISIONS}"
+        )
+    return precision
+
+
+def sampling_autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast for ``precision="bf16"``; for ``"32"`` a context that changes nothing."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
