@@ -48,6 +48,7 @@ from gluonts.dataset.split import split
 from benchmarks.calibration import gflops
 from benchmarks.common import require_dataset, write_results
 from lagllama.estimators import LagLlamaEstimator
+from lagllama.nn.precision import cpu_has_bf16
 from lagllama.settings import shared_datasets_dir
 
 H = 48
@@ -84,14 +85,6 @@ def released(prediction_length: int = H, batch_size: int = 16, **extra: Any) -> 
         num_parallel_samples=PATHS,
         **extra,
     )
-
-
-def cpu_has_bf16() -> bool:
-    """Whether the CPU has native bf16 arithmetic (AVX-512 BF16 or AMX)."""
-    with contextlib.suppress(OSError):
-        flags = Path("/proc/cpuinfo").read_text()
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-    return False
 
 
 # ----------------------------------------------------------------------- FLOP counts

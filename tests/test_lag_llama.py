@@ -541,3 +541,15 @@ def test_sampling_precision_reaches_the_predictor(trained, tmp_path: Path) -> No
     assert np.isfinite(forecast.samples).all()
     with pytest.raises(ValueError, match="sampling_precision 'half'"):
         LagLlamaEstimator(prediction_length=12, freq="h", sampling_precision="half", **TINY)
+
+
+def test_bf16_sampling_warns_on_a_cpu_without_bf16_instructions(monkeypatch) -> None:
+    import lagllama.nn.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    model = tiny_model()
+    batch = window(model, batch=2)
+    inputs = [batch[k] for k in ("past_target", "past_observed_values")]
+    inputs += [batch["past_time_feat"], batch["future_time_feat"]]
+    with pytest.warns(RuntimeWarning, match="without bf16 instructions"):
+        model.sample(*inputs, num_samples=3, precision="bf16")

@@ -10,6 +10,9 @@ its default is plain float32.
 from __future__ import annotations
 
 import contextlib
+import functools
+import warnings
+from pathlib import Path
 
 import torch
 
@@ -34,8 +37,27 @@ def check_sampling_precision(precision: str) -> str:
     return precision
 
 
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX-512 BF16 or AMX; read on Linux)."""
+    with contextlib.suppress(OSError):
+        flags = Path("/proc/cpuinfo").read_text()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    return False
+
+
 def sampling_autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast for ``precision="bf16"``; for ``"32"`` a context that changes nothing."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """bf16 autocast for ``precision="bf16"``; for ``"32"`` a context that changes nothing.
+
+    Warns on a CPU without bf16 instructions, where bf16 is emulated and slower than float32.
+    """
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    if device.type == "cpu" and not cpu_has_bf16():
+        warnings.warn(
+            "sampling_precision='bf16' on a CPU without bf16 instructions (avx512_bf16 or "
+            "AMX): expect slower sampling than float32",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return torch.autocast(device.type, dtype=torch.bfloat16)
