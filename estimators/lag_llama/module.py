@@ -24,6 +24,7 @@ from torch.distributions import Distribution
 from lagllama.distributions import make_distr_output, sample_with_generators
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.nn.decoder import Decoder
+from lagllama.nn.kv_cache import KVCache
 from lagllama.nn.precision import check_sampling_precision, float32_region, sampling_autocast
 from lagllama.scaling import make_scaler
 
@@ -278,7 +279,7 @@ class LagLlamaModel(nn.Module):
             tf = None if time_feat is None else time_feat[:, positions - (P - C)]
             return self.token_features(series, observed, positions, loc, scale, tf)
 
-        def decode(x: torch.Tensor, cache=None, **kwargs) -> torch.Tensor:
+        def decode(x: torch.Tensor, cache: KVCache | None = None, **kwargs: int) -> torch.Tensor:
             with sampling_autocast(x.device, precision):
                 return self.decoder(x, cache, **kwargs)
 
