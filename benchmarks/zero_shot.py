@@ -27,6 +27,7 @@ import torch
 from benchmarks.common import write_results
 from lagllama.ensemble import ENSEMBLE_SEPARATOR, EnsemblePredictor, sample_shares, split_members
 from lagllama.evaluation import _markdown_table, backtest, relative_scores, repository_task
+from lagllama.nn.precision import SAMPLING_PRECISIONS
 from lagllama.pretraining.corpus import EVAL_DATASETS
 from lagllama.settings import shared_datasets_dir
 
@@ -150,7 +151,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument(
         "--sampling-precision",
-        choices=("32", "bf16"),
+        choices=SAMPLING_PRECISIONS,
         default="32",
         help="bf16: sample under bf16 autocast (LagLlamaEstimator's sampling_precision)",
     )

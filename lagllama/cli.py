@@ -80,6 +80,8 @@ def _column_arguments(group: argparse._ArgumentGroup) -> None:
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    from lagllama.nn.precision import SAMPLING_PRECISIONS
+
     group = parser.add_argument_group("Lag-Llama")
     group.add_argument(
         "--checkpoint",
@@ -95,7 +97,7 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--sampling-precision",
-        choices=("32", "bf16"),
+        choices=SAMPLING_PRECISIONS,
         default="32",
         help="32: float32 sampling (default); bf16: the decoder's matrix products in bfloat16 "
         "(faster on GPUs and CPUs with bf16 instructions)",
