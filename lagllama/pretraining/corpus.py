@@ -24,7 +24,7 @@ import gzip
 import hashlib
 import json
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +56,21 @@ PRETRAINING_SOURCES = (
     "corpus/tsibbledata",
     "corpus/nngc1",
     "corpus/gefcom2012_load",
+    "corpus/m4_yearly",
+    "corpus/m4_quarterly",
+    "corpus/m4_monthly",
+    "corpus/m4_daily",
+    "corpus/owid_yearly",
+    "corpus/rdatasets_ts",
+    "corpus/nab_hourly",
+    "corpus/misc_single",
     "synthetic",
 )
+#: The dev holdout: this share of these sources' series (whole series, by a hash of the
+#: ``item_id``) is never trained on; candidates are scored zero-shot on its last h points
+#: (h = the M4 horizon), a signal of thousands of series (see ``benchmarks/m4_holdout.py``).
+DEV_HOLDOUT = {"corpus/m4_yearly": 6, "corpus/m4_quarterly": 8}
+DEV_SHARE = 0.05
 #: Fixed start for series without timestamps, and the frequency assumed when unknown.
 DEFAULT_START = "2000-01-01"
 DEFAULT_FREQ = "D"
@@ -111,6 +124,18 @@ def read_jsonl(path: str | Path, prefix: str | None = None) -> list[dict]:
             name = item if prefix is None or str(item).startswith(prefix) else f"{prefix}:{item}"
             entries.append(make_entry(row["target"], row.get("freq"), name, row.get("start")))
     return entries
+
+
+def hash_share(item_id: str, salt: str = "") -> float:
+    """A number in [0, 1) fixed by ``item_id`` alone (SHA-256): splits that do not depend on
+    the seed, the order or the other series; a ``salt`` makes a split independent of others."""
+    digest = hashlib.sha256(f"{salt}{item_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def is_dev(source: str, item_id: str) -> bool:
+    """Whether a series belongs to the dev holdout (:data:`DEV_HOLDOUT`)."""
+    return source in DEV_HOLDOUT and hash_share(item_id, salt="dev:") < DEV_SHARE
 
 
 def _source_stem(name: str) -> str:
@@ -176,7 +201,8 @@ def build_corpus(
     min_length: int = 2,
     decontaminate: bool = True,
 ) -> dict[str, list[dict]]:
-    """``{source name: entries}``; series with fewer than ``min_length`` observed values dropped.
+    """``{source name: entries}``; series with fewer than ``min_length`` observed values dropped,
+    and the dev holdout (:func:`is_dev`) never included.
 
     With ``decontaminate``, series that contain the start of any evaluation series found in
     the data folder are dropped too (see :func:`eval_overlaps`), besides the known ones.
@@ -189,6 +215,7 @@ def build_corpus(
             for e in entries
             if np.isfinite(e["target"]).sum() >= min_length
             and e["item_id"] not in KNOWN_EVAL_OVERLAPS
+            and not is_dev(name, e["item_id"])
         ]
         if decontaminate and name != "synthetic":
             leaked = eval_overlaps(entries, data_dir)
@@ -214,12 +241,19 @@ def split_holdout(
             continue
         keep, out = [], []
         for entry in entries:
-            digest = hashlib.sha256(str(entry["item_id"]).encode()).digest()
-            (out if int.from_bytes(digest[:8], "big") / 2**64 < share else keep).append(entry)
+            (out if hash_share(entry["item_id"]) < share else keep).append(entry)
         train[name] = keep
         if out:
             held_out[name] = out
     return train, held_out
+
+
+def dev_holdout(data_dir: str | Path | None = None) -> dict[str, tuple[list[dict], int]]:
+    """``{source: (entries, h)}``: the dev holdout series of :data:`DEV_HOLDOUT`, whole."""
+    return {
+        name: ([e for e in load_source(name, data_dir) if is_dev(name, e["item_id"])], h)
+        for name, h in DEV_HOLDOUT.items()
+    }
 
 
 def _window_keys(values: np.ndarray, k: int) -> np.ndarray:
@@ -234,18 +268,33 @@ def _window_keys(values: np.ndarray, k: int) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def _eval_heads(data_dir: str, eval_names: tuple[str, ...], k: int) -> dict[int, list[np.ndarray]]:
     """First (up to 50) values of every informative evaluation series, by key of the first k."""
+    heads: dict[int, list[np.ndarray]] = {}
+    for head in _eval_series_heads(data_dir, eval_names):
+        if len(head) >= 12 and np.isfinite(head).all() and len(np.unique(head[:k])) >= 3:
+            key = int(_window_keys(head[:k], k)[0])
+            heads.setdefault(key, []).append(head)
+    return heads
+
+
+@functools.lru_cache(maxsize=4)
+def _eval_prefixes(data_dir: str, eval_names: tuple[str, ...]) -> frozenset[bytes]:
+    """The first (up to 50) values of every evaluation series with 3 or more distinct values
+    among them, as float32 bytes: a corpus series that starts like one (e.g. a count series
+    of zeros, ones and twos) is dropped even where its first k values say nothing."""
+    return frozenset(
+        head.tobytes()
+        for head in _eval_series_heads(data_dir, eval_names)
+        if len(np.unique(head)) >= 3
+    )
+
+
+def _eval_series_heads(data_dir: str, eval_names: tuple[str, ...]) -> Iterator[np.ndarray]:
     from lagllama.data import is_available, load_dataset
 
-    heads: dict[int, list[np.ndarray]] = {}
     for name in eval_names:
-        if not is_available(name, data_dir):
-            continue
-        for entry in load_dataset(name, data_dir, download=False).test:
-            head = np.asarray(entry["target"], dtype=np.float32)[:50]
-            if len(head) >= 12 and np.isfinite(head).all() and len(np.unique(head[:k])) >= 3:
-                key = int(_window_keys(head[:k], k)[0])
-                heads.setdefault(key, []).append(head)
-    return heads
+        if is_available(name, data_dir):
+            for entry in load_dataset(name, data_dir, download=False).test:
+                yield np.asarray(entry["target"], dtype=np.float32)[:50]
 
 
 def eval_overlaps(
@@ -255,25 +304,37 @@ def eval_overlaps(
     k: int = 8,
 ) -> set[str]:
     """``item_id`` of every entry that contains the first values (up to 50) of a series of
-    an evaluation dataset present in ``data_dir``, at any position (float32-exact)."""
+    an evaluation dataset present in ``data_dir`` at any position, or starts with them
+    (float32-exact)."""
     if data_dir is None:
         from lagllama.settings import shared_datasets_dir
 
         data_dir = shared_datasets_dir()
-    heads = _eval_heads(str(Path(data_dir).resolve()), tuple(eval_names), k)
+    where = str(Path(data_dir).resolve())
+    prefixes = _eval_prefixes(where, tuple(eval_names))
+    leaked = {
+        e["item_id"]
+        for e in entries
+        if np.asarray(e["target"], dtype=np.float32)[:50].tobytes() in prefixes
+    }
+    heads = _eval_heads(where, tuple(eval_names), k)
     if not heads:
-        return set()
+        return leaked
     keys = np.fromiter(heads, dtype=np.uint64)
-    leaked = set()
-    for entry in entries:
-        series = np.asarray(entry["target"], dtype=np.float32)
-        if len(series) < 12:
-            continue
-        windows = _window_keys(np.nan_to_num(series, nan=np.inf), k)
-        for pos in np.flatnonzero(np.isin(windows, keys)):
-            for head in heads[int(windows[pos])]:
-                if np.array_equal(series[pos : pos + len(head)], head):
-                    leaked.add(entry["item_id"])
+    series = [np.asarray(e["target"], dtype=np.float32) for e in entries]
+    owners = [i for i, s in enumerate(series) if len(s) >= 12]
+    if not owners:
+        return leaked
+    # every window of every series in one np.isin: one sort, not one per series
+    windows = [_window_keys(np.nan_to_num(series[i], nan=np.inf), k) for i in owners]
+    hits = np.flatnonzero(np.isin(np.concatenate(windows), keys))
+    starts = np.cumsum([0] + [len(w) for w in windows])
+    for hit in hits:
+        j = int(np.searchsorted(starts, hit, side="right")) - 1
+        values, pos = series[owners[j]], int(hit - starts[j])
+        for head in heads[int(windows[j][pos])]:
+            if np.array_equal(values[pos : pos + len(head)], head):
+                leaked.add(entries[owners[j]]["item_id"])
     return leaked
 
 

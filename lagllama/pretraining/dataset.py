@@ -86,17 +86,19 @@ class PretrainingMixture:
         if (weights < 0).any() or weights.sum() <= 0:
             raise ValueError(f"source weights must be >= 0 and not all 0: {source_weights}")
         self.source_p = weights / weights.sum()
-        self.series_p = []
+        self.series_cdf = []
         for name in self.sources:
             if name in self.makers:
-                self.series_p.append(None)
+                self.series_cdf.append(None)
                 continue
             w = np.array(
                 [(freq_weights or {}).get(entry_freq(e), 1.0) for e in self.corpus[name]], float
             )
             if w.sum() <= 0:
                 w = np.ones_like(w)
-            self.series_p.append(w / w.sum())
+            # the cumulative form of rng.choice(p=...), computed once: O(log n) per draw
+            cdf = w.cumsum()
+            self.series_cdf.append(cdf / cdf[-1])
         self.past_length = past_length
         self.prediction_length = prediction_length
         self.min_past = min_past
@@ -138,7 +140,8 @@ class PretrainingMixture:
                 entry = maker(rng)
                 entries[int(rng.integers(len(entries)))] = entry
                 return entry
-        return entries[rng.choice(len(entries), p=self.series_p[s])]
+        # the same draw as rng.choice(len(entries), p=...), without its O(n) cumsum
+        return entries[int(self.series_cdf[s].searchsorted(rng.random(), side="right"))]
 
     def __iter__(self) -> Iterator[dict]:
         rng = np.random.default_rng([self.seed, _rank(), self.offset])
