@@ -6,7 +6,8 @@
 
 Each checkpoint (a ``.ckpt`` kept by a pretraining run, or a shipped model's name) is scored
 zero-shot on the 7 datasets with published numbers against seasonal naive (one window,
-``--num-samples`` paths, fixed sampling seed): aggregate relative WQL and MASE. For a
+``--num-samples`` paths, fixed sampling seed): aggregate relative WQL and MASE, and the same
+on the M4 dev holdout (``dev_WQL``, ``dev_MASE``: 1,400+ series no run trains on). For a
 ``.ckpt`` of a run folder, the run's CPU-hours up to that step come from its
 ``chunks.jsonl`` and its validation loss from its Lightning CSV log. Rows accumulate in
 ``results/scaling.json`` across sessions (a label is replaced when scored again);
@@ -23,7 +24,7 @@ import pandas as pd
 import torch
 
 from benchmarks.common import RESULTS, machine, write_results
-from benchmarks.zero_shot import PUBLISHED_DATASETS, predictor_factory
+from benchmarks.zero_shot import DEV_DATASETS, PUBLISHED_DATASETS, load_tasks, predictor_factory
 from lagllama.evaluation import _markdown_table, backtest, relative_scores, repository_task
 from lagllama.settings import shared_datasets_dir
 
@@ -142,6 +143,7 @@ def main() -> None:
     rows = json.loads(ROWS.read_text())["rows"] if ROWS.exists() else []
     if not args.plot_only:
         tasks = [repository_task(n, args.data_dir, download=False) for n in PUBLISHED_DATASETS]
+        tasks += load_tasks(list(DEV_DATASETS), args.data_dir)[0]
         for i, spec in enumerate(args.checkpoint):
             info = describe(spec, args.cpu_hours, args.snapshot_dir)
             label = args.label[i] if i < len(args.label) else f"{info['run']}@{info['step']}"
@@ -154,13 +156,22 @@ def main() -> None:
             report = backtest(
                 tasks, {label: predictor_factory(model, args)}, baselines=["seasonal-naive"]
             )
-            agg = relative_scores(report.results, metrics=("WQL", "MASE")).set_index("model")
+            results = report.results
+            dev = results["dataset"].isin(DEV_DATASETS)
+            agg = relative_scores(results[~dev], metrics=("WQL", "MASE")).set_index("model")
+            agg_dev = (
+                relative_scores(results[dev], metrics=("WQL", "MASE")).set_index("model")
+                if dev.any()
+                else None
+            )
             row = {
                 "label": label,
                 "checkpoint": spec,
                 **info,
                 "rel_WQL": float(agg.loc[label, "WQL"]),
                 "rel_MASE": float(agg.loc[label, "MASE"]),
+                "dev_WQL": None if agg_dev is None else float(agg_dev.loc[label, "WQL"]),
+                "dev_MASE": None if agg_dev is None else float(agg_dev.loc[label, "MASE"]),
                 "num_samples": args.num_samples,
                 "seed": args.seed,
                 "machine": machine()["cpu"],
@@ -174,14 +185,18 @@ def main() -> None:
     table = pd.DataFrame(rows)
     chart = plot(table, RESULTS / "scaling.png")
     columns = ["label", "run", "step", "parameters", "cpu_hours", "val_loss", "rel_WQL"]
-    columns += ["rel_MASE", "machine"]
+    columns += ["rel_MASE", "dev_WQL", "dev_MASE", "machine"]
     markdown = "\n\n".join(
         [
             "# Pretraining scaling: zero-shot accuracy against CPU-hours",
             "Aggregate relative WQL / MASE over the 7 datasets with published numbers "
             "(geometric mean of score / seasonal-naive score), one window, fixed sampling "
             "seed. CPU-hours are one-thread process time of the pretraining run up to the "
-            "checkpoint's step; machines differ between sessions (column `machine`).",
+            "checkpoint's step; machines differ between sessions (column `machine`). "
+            "`dev_WQL` / `dev_MASE`: the same aggregate over the M4 dev holdout (last 6 / 8 "
+            "points of the 5% of M4 yearly / quarterly series held out of every v2 run; empty "
+            "for rows scored before it existed). `val_loss` is each run's own held-out loss, "
+            "comparable only within a corpus.",
             _markdown_table(table.reindex(columns=columns).sort_values(["run", "step"])),
             f"![scaling]({chart.name})",
         ]

@@ -88,7 +88,9 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="a shipped model's name (e.g. lagllama-small) or a Lag-Llama checkpoint file "
         "(.ckpt); default: the package's default pretrained model. For zero-shot, an ensemble "
-        "joined by + (lagllama-small+lagllama-base): each member draws its share of the paths",
+        "joined by + (lagllama-small+lagllama-base): each member draws its share of the paths; "
+        "a member may be a baseline (lagllama-small+auto-theta): quantiles averaged with "
+        "weights fitted on the last window before the forecast",
     )
     group.add_argument("--context-length", type=int, help="context window (default: model's)")
     group.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
@@ -405,14 +407,19 @@ def load_tasks(args: argparse.Namespace) -> list[BacktestTask]:
     return tasks
 
 
-def _checkpoints(args: argparse.Namespace) -> list[Path]:
-    """``--checkpoint``: one model, or the members of an ensemble ``a+b`` (zero-shot only)."""
+def _checkpoints(args: argparse.Namespace) -> list[Path | str]:
+    """``--checkpoint``: one model, or the members of an ensemble ``a+b`` (zero-shot only),
+    where a member may be a statistical baseline by name (``lagllama-v2-small+auto-theta``)."""
     from lagllama.ensemble import ENSEMBLE_SEPARATOR, split_members
+    from lagllama.evaluation import BASELINES
 
     spec = args.checkpoint
     if spec is None or ENSEMBLE_SEPARATOR not in str(spec) or Path(spec).is_file():
         return [_checkpoint(spec)]  # a file whose name holds a + is one checkpoint
-    return [_checkpoint(Path(member)) for member in split_members(str(spec))]
+    members = split_members(str(spec))
+    if all(m in BASELINES for m in members):
+        raise ValueError(f"the ensemble {spec} needs at least one Lag-Llama member")
+    return [m if m in BASELINES else _checkpoint(Path(m)) for m in members]
 
 
 def _checkpoint(path: Path | None) -> Path:
@@ -470,17 +477,23 @@ def lag_llama_factory(
 
         kwargs = {"prediction_length": task.prediction_length, "freq": task.freq}
         kwargs.update(_estimator_kwargs(args))
-        if len(checkpoints) > 1:  # each member draws its share of the paths
-            from lagllama.ensemble import EnsemblePredictor, sample_shares
+        if len(checkpoints) > 1:
+            from lagllama.ensemble import member_predictors
+            from lagllama.evaluation import FORECAST_QUANTILES, baseline
 
-            shares = sample_shares(args.num_samples, len(checkpoints))
-            members = []
-            for path, n in zip(checkpoints, shares):
-                member = LagLlamaEstimator.from_checkpoint(
+            def member(path: str, n: int) -> Predictor:
+                estimator = LagLlamaEstimator.from_checkpoint(
                     path, **{**kwargs, "num_parallel_samples": n}
                 )
-                members.append(member.create_zero_shot_predictor())
-            return EnsemblePredictor(members)
+                return estimator.create_zero_shot_predictor()
+
+            return member_predictors(
+                [str(c) for c in checkpoints],
+                member,
+                lambda name: baseline(name)(task),
+                args.num_samples,
+                FORECAST_QUANTILES,
+            )
         if checkpoint is not None:
             estimator = LagLlamaEstimator.from_checkpoint(checkpoint, **kwargs)
         else:

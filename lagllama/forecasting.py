@@ -11,7 +11,7 @@ convention (``MS`` month starts, ``W-SUN`` week labels, business days, ...).
 Models: a shipped checkpoint by name (:func:`lagllama.pretrained.available_models`), a
 Lag-Llama checkpoint path, or a baseline (``seasonal-naive``, ``auto-ets``, ``auto-theta``,
 ``auto-arima``; NaNs are imputed for statsforecast, and a failed fit falls back to seasonal
-naive). With a ``seed``, each series draws its sample paths from its own generator, seeded from
+naive), or an ensemble of them joined by ``+`` (:mod:`lagllama.ensemble`). With a ``seed``, each series draws its sample paths from its own generator, seeded from
 the seed and a hash of its id, so its forecast depends only on its data, the model and the
 seed: not on the batch, the chunk, or the Ray worker that ran it.
 
@@ -49,6 +49,7 @@ from lagllama.data import (
     period_timestamps,
     series_entry,
 )
+from lagllama.ensemble import ENSEMBLE_SEPARATOR, member_predictors, split_members
 from lagllama.evaluation import BASELINES, FORECAST_QUANTILES, BacktestTask, baseline
 from lagllama.pretrained import DEFAULT_NAME, available_models
 
@@ -116,6 +117,17 @@ def resolve_model(model: str) -> tuple[str, str]:
         f"unknown model {model!r}; choose a shipped checkpoint ({', '.join(shipped) or 'none'}), "
         f"a checkpoint path (.ckpt) or a baseline ({', '.join(BASELINES)})"
     )
+
+
+def resolve_models(model: str) -> list[tuple[str, str]]:
+    """``[(member, baseline name or checkpoint path)]`` of one model or an ensemble ``a+b``
+    (a member may be a baseline: ``lagllama-small+auto-theta``)."""
+    if ENSEMBLE_SEPARATOR not in model or Path(model).is_file():
+        return [(model, resolve_model(model)[1])]
+    members = split_members(model)
+    if all(m in BASELINES for m in members):
+        raise ValueError(f"the ensemble {model} needs at least one Lag-Llama member")
+    return [(m, resolve_model(m)[1]) for m in members]
 
 
 def lag_llama_predictor(
@@ -229,17 +241,20 @@ class Forecaster:
     ) -> None:
         if prediction_length < 1:
             raise ValueError(f"prediction length must be >= 1, got {prediction_length}")
-        kind, name = resolve_model(model)
         self.prediction_length = prediction_length
         self.quantiles = check_quantiles(quantiles)
-        if kind == "baseline":
-            task = BacktestTask(name, [], prediction_length, freq)
-            levels = sorted({*FORECAST_QUANTILES, *self.quantiles})
-            self.predictor = baseline(name, quantile_levels=levels)(task)
-        else:
-            self.predictor = lag_llama_predictor(
-                name, prediction_length, num_samples, batch_size, seed
-            )
+        levels = sorted({*FORECAST_QUANTILES, *self.quantiles})
+        task = BacktestTask(model, [], prediction_length, freq)
+        paths = dict(resolve_models(model))
+        self.predictor = member_predictors(
+            list(paths),
+            lambda name, n: lag_llama_predictor(
+                paths[name], prediction_length, n, batch_size, seed
+            ),
+            lambda name: baseline(name, quantile_levels=levels)(task),
+            num_samples,
+            levels,
+        )
         self.counts: Counter[str] = Counter()
 
     def predict(self, entries: list[dict]) -> list[Forecast]:
@@ -325,7 +340,7 @@ def _forecaster_factory(
     """Check the arguments now; build the forecaster once the data's frequency is known."""
     if prediction_length < 1:
         raise ValueError(f"prediction length must be >= 1, got {prediction_length}")
-    resolve_model(model)
+    resolve_models(model)
     check_quantiles(quantiles)
     if num_samples < 1:
         raise ValueError(f"number of samples must be >= 1, got {num_samples}")

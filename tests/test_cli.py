@@ -212,6 +212,9 @@ def test_zero_shot_and_backtest_with_checkpoint(
     assert main(["zero-shot", *data, *TINY, "--output", str(tmp_path / "ens")]) == 0
     ensemble = _scores(tmp_path / "ens").loc["lag-llama", "WQL"]
     assert np.isfinite(ensemble) and ensemble != zero_shot.loc["lag-llama", "WQL"]
+    data[-1] = f"{tiny_checkpoint}+seasonal-naive"  # a hybrid: quantiles averaged
+    assert main(["zero-shot", *data, *TINY, "--output", str(tmp_path / "hybrid")]) == 0
+    assert np.isfinite(_scores(tmp_path / "hybrid").loc["lag-llama", "WQL"])
     data[-1] = str(tiny_checkpoint)
     bf16 = ["zero-shot", *data, *TINY, "--sampling-precision", "bf16"]
     assert main([*bf16, "--output", str(tmp_path / "bf16")]) == 0

@@ -9,9 +9,18 @@ import pandas as pd
 import pytest
 from gluonts.dataset.common import ListDataset
 from gluonts.model.forecast import QuantileForecast, SampleForecast
+from gluonts.model.predictor import Predictor
 
 from benchmarks.zero_shot import model_label, predictor_factory
-from lagllama.ensemble import EnsemblePredictor, mix, sample_shares, split_members
+from lagllama.ensemble import (
+    EnsemblePredictor,
+    QuantileEnsemble,
+    mix,
+    quantile_loss,
+    sample_shares,
+    select_weights,
+    split_members,
+)
 from lagllama.evaluation import BacktestTask
 from lagllama.forecasting import lag_llama_predictor
 from lagllama.pretrained import DEFAULT_NAME, checkpoint_path
@@ -78,3 +87,105 @@ def test_benchmark_model_specs_build_ensembles_sharing_the_paths() -> None:
     assert model_label("runs/x/checkpoints/last.ckpt+lagllama-small") == (
         "ckpt:x/last+lagllama-small"
     )
+
+
+# ------------------------------------------------------------ hybrid: quantile averaging
+def test_quantile_loss_equals_gluonts_weighted_quantile_loss() -> None:
+    from gluonts.ev.metrics import MeanWeightedSumQuantileLoss
+    from gluonts.model.evaluation import evaluate_forecasts
+
+    from lagllama.evaluation import WQL_QUANTILES, dataset_task
+
+    rng = np.random.default_rng(3)
+    data = list(_data(4))
+    task = dataset_task("x", data, 5)
+    truth = np.stack([np.asarray(e["target"])[-5:] for e in data])
+    quantiles = truth[:, None, :] + rng.normal(size=(4, 9, 5)).cumsum(axis=1)
+    forecasts = [
+        QuantileForecast(
+            q, start_date=e["start"] + 25, forecast_keys=[str(x) for x in WQL_QUANTILES]
+        )
+        for q, e in zip(np.sort(quantiles, axis=1), data)
+    ]
+    expected = evaluate_forecasts(
+        forecasts,
+        test_data=task.test_data(),
+        metrics=[MeanWeightedSumQuantileLoss(quantile_levels=WQL_QUANTILES)],
+    ).iloc[0, 0]
+    assert quantile_loss(np.sort(quantiles, axis=1), truth, WQL_QUANTILES) == pytest.approx(
+        expected, rel=1e-6
+    )
+
+
+def test_select_weights_prefers_the_member_right_on_the_validation_window() -> None:
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(20, 6)) + 10
+    levels = (0.1, 0.5, 0.9)
+    good = np.repeat(target[:, None, :], 3, axis=1) + np.array([-1, 0, 1])[None, :, None]
+    bad = good + 5
+    assert select_weights([bad, good], target, levels).tolist() == [0.0, 1.0]
+    # two members wrong in opposite directions: the average beats either, so both are kept
+    low, high = good - 3, good + 3
+    weights = select_weights([low, high], target, levels, rounds=20)
+    assert weights.sum() == pytest.approx(1.0) and 0.3 <= weights[0] <= 0.7
+
+
+class _Constant(Predictor):
+    """Forecasts ``value`` at every quantile (no sample paths), like a point baseline."""
+
+    def __init__(self, value: float, keys: tuple[str, ...] = ("0.1", "0.5", "0.9")) -> None:
+        super().__init__(prediction_length=3)
+        self.value, self.keys = value, [*keys, "mean"]
+
+    def predict(self, dataset, **kwargs):
+        for entry in dataset:
+            start = pd.Period(entry["start"]) + len(entry["target"])
+            yield QuantileForecast(
+                np.full((len(self.keys), self.prediction_length), self.value),
+                start_date=start,
+                forecast_keys=self.keys,
+                item_id=entry.get("item_id"),
+            )
+
+
+def test_quantile_ensemble_fits_weights_on_the_window_before_the_forecast() -> None:
+    start = pd.Period("2020-01", "M")
+    # the last 3 points (the validation window) are 10: member "ten" is right there
+    data = [{"start": start, "item_id": f"s{i}", "target": np.full(12, 10.0)} for i in range(3)]
+    ensemble = QuantileEnsemble([_Constant(0.0), _Constant(10.0)], levels=(0.1, 0.5, 0.9))
+    forecasts = list(ensemble.predict(data))
+    assert ensemble.last_weights.tolist() == [0.0, 1.0]
+    assert forecasts[0].start_date == start + 12 and forecasts[0].item_id == "s0"
+    np.testing.assert_allclose(forecasts[0].quantile(0.5), 10.0)
+    fixed = QuantileEnsemble([_Constant(0.0), _Constant(10.0)], (0.5,), weights=[1, 3])
+    np.testing.assert_allclose(next(iter(fixed.predict(data))).mean, 7.5)
+    short = [{"start": start, "target": np.ones(4)}]  # no room for a validation window
+    list(ensemble.predict(short))
+    assert ensemble.last_weights.tolist() == [0.5, 0.5]
+    with pytest.raises(ValueError, match="no quantile 0.1"):
+        list(QuantileEnsemble([_Constant(1.0, keys=("0.5",))], (0.1, 0.5)).predict(data))
+    with pytest.raises(ValueError, match="one non-negative weight per member"):
+        QuantileEnsemble([_Constant(0.0)], (0.5,), weights=[1, 2])
+
+
+def test_hybrid_specs_in_the_benchmark_and_the_forecast_api() -> None:
+    from lagllama.forecasting import forecast
+
+    args = argparse.Namespace(num_samples=8, batch_size=4, context_length=None, seed=0)
+    predictor = predictor_factory(f"{DEFAULT_NAME}+seasonal-naive", args)(
+        BacktestTask("x", [], 3, "M")
+    )
+    assert isinstance(predictor, QuantileEnsemble)
+    assert predictor.members[0].prediction_net.num_parallel_samples == 8  # all the paths
+    frame = pd.DataFrame(
+        {
+            "item_id": np.repeat(["a", "b"], 30),
+            "timestamp": np.tile(pd.date_range("2020-01-01", periods=30, freq="MS"), 2),
+            "target": np.random.default_rng(0).normal(size=60).cumsum() + 50,
+        }
+    )
+    table = forecast(frame, 3, model=f"{DEFAULT_NAME}+auto-theta", num_samples=8)
+    assert len(table) == 6 and np.isfinite(table[["mean", "0.1", "0.5", "0.9"]]).all().all()
+    assert (table["0.1"] <= table["0.5"]).all() and (table["0.5"] <= table["0.9"]).all()
+    with pytest.raises(ValueError, match="at least one Lag-Llama member"):
+        forecast(frame, 3, model="auto-theta+seasonal-naive")
