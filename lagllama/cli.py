@@ -213,6 +213,10 @@ def _report_arguments(parser: argparse.ArgumentParser, baselines: str | None) ->
     )
 
 
+def _column_list(text: str | None) -> list[str] | None:
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
 def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--file", type=Path, metavar="PATH", help="a .csv or .parquet file")
@@ -227,6 +231,22 @@ def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
     _column_arguments(group)
     group.add_argument(
         "--chunk-rows", type=int, help="rows of a long file read at a time (default 100,000)"
+    )
+    group = parser.add_argument_group("covariates (long form; see the README's conventions)")
+    group.add_argument(
+        "--future-file",
+        type=Path,
+        metavar="PATH",
+        help="id, time and the known-future covariates at every forecast step; the history's "
+        "columns that it also has are known-future covariates (in-context regression)",
+    )
+    group.add_argument(
+        "--covariates", metavar="A,B", help="known-future covariate columns (default: detected)"
+    )
+    group.add_argument(
+        "--past-covariates",
+        metavar="C",
+        help="past-only covariate columns (default: the history's other columns)",
     )
     group = parser.add_argument_group("model")
     group.add_argument(
@@ -665,8 +685,13 @@ def cmd_forecast(args: argparse.Namespace) -> None:
             args.target_column,
             args.item_id_column,
             args.chunk_rows or CHUNK_ROWS,
+            args.future_file,
+            _column_list(args.covariates),
+            _column_list(args.past_covariates),
         )
     else:
+        if args.future_file or args.covariates or args.past_covariates:
+            raise ValueError("covariates are read from --file (and --future-file), not --dataset")
         data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
         h = h or data.metadata.prediction_length
         chunks = dataset_chunks(data.test, h)

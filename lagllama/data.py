@@ -181,7 +181,8 @@ def _row(label: object) -> str:
 
 
 def _numeric(values: pd.Series, column: str, wide: bool = False) -> np.ndarray:
-    """Floats of ``values``; missing stays NaN, text raises a ValueError naming the column."""
+    """Floats of ``values``; missing stays NaN, text or an infinite value raises a ValueError
+    naming the column and the row."""
     numbers = pd.to_numeric(values, errors="coerce")
     bad = numbers.isna() & values.notna()
     if bad.any():
@@ -197,7 +198,15 @@ def _numeric(values: pd.Series, column: str, wide: bool = False) -> np.ndarray:
             f"target column {column!r} contains non-numeric text, e.g. {example!r} at "
             f"{_row(values.index[bad][0])} ({int(bad.sum())} value(s))"
         )
-    return numbers.to_numpy(dtype=float)
+    values = numbers.to_numpy(dtype=float)
+    infinite = np.isinf(values)
+    if infinite.any():  # a model cannot scale it; missing would hide a data error
+        raise ValueError(
+            f"target column {column!r} has an infinite value at "
+            f"{_row(numbers.index[infinite][0])} ({int(infinite.sum())} value(s)); "
+            "replace it with a number, or leave the cell empty for a missing value"
+        )
+    return values
 
 
 def _timestamps(values: pd.Series, column: str) -> pd.DatetimeIndex:

@@ -26,7 +26,7 @@ import hashlib
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,15 @@ from gluonts.model import Forecast, Predictor
 from gluonts.transform import MapTransformation
 from tqdm.auto import tqdm
 
+from lagllama.covariates import (
+    KNOWN,
+    PAST,
+    Covariates,
+    InContextRegression,
+    covariate_fields,
+    find_covariates,
+    future_groups,
+)
 from lagllama.data import (
     Layout,
     check_readable,
@@ -62,6 +71,7 @@ CHUNK_ROWS = 100_000
 #: Series per chunk for wide tables and GluonTS datasets.
 CHUNK_SERIES = 1_000
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq")
+NO_COVARIATES = Covariates()
 
 
 def quantile_column(q: float) -> str:
@@ -181,24 +191,61 @@ class SeriesChunk:
 
 
 def frame_chunk(
-    df: pd.DataFrame, layout: Layout, freq: str | None, prediction_length: int
+    df: pd.DataFrame,
+    layout: Layout,
+    freq: str | None,
+    prediction_length: int,
+    future: Mapping[str, pd.DataFrame] | None = None,
+    covariates: Covariates = NO_COVARIATES,
 ) -> tuple[SeriesChunk, str]:
     """The series of ``df`` (long or wide) as a chunk, and the input frequency (inferred once).
 
-    Errors name the series: duplicate or off-grid timestamps, text, no observed value.
+    ``future``: the future table's rows by series id (:func:`lagllama.covariates.future_groups`),
+    needed for known-future ``covariates``. Errors name the series: duplicate or off-grid
+    timestamps, text, an infinite target, no observed value; missing future rows or values.
     """
     series = frame_series(df, layout)
     freq = freq or infer_freq(series, layout.timestamp)
-    entries, future = [], []
+    parts = dict(_series_frames(df, layout)) if covariates else {}
+    entries, future_index = [], []
     for item_id, index, values in series:
         entry = series_entry(item_id, index, values, freq, layout.timestamp)
         if np.isnan(entry["target"]).all():
             raise ValueError(f"series {str(item_id)!r} has no observed value")
+        ahead = pd.date_range(index.max(), periods=prediction_length + 1, freq=freq)[1:]
+        if covariates:
+            grid = pd.date_range(index.min(), index.max(), freq=freq)
+            rows = None
+            if covariates.known:
+                rows = (future or {}).get(str(item_id))
+                if rows is None:
+                    raise ValueError(
+                        f"the future table has no rows for series {str(item_id)!r}; it needs "
+                        f"{prediction_length} rows from {ahead[0]} to {ahead[-1]}"
+                    )
+            entry.update(
+                covariate_fields(
+                    item_id, parts[item_id], grid, rows, ahead, layout.timestamp, covariates
+                )
+            )
         entries.append(entry)
-        future.append(pd.date_range(index.max(), periods=prediction_length + 1, freq=freq)[1:])
+        future_index.append(ahead)
     dtype = df[layout.item_id].dtype if layout.item_id else None
     ids = pd.Series([item_id for item_id, _, _ in series], dtype=dtype)
-    return SeriesChunk(ids, entries, future), freq
+    return SeriesChunk(ids, entries, future_index), freq
+
+
+def _series_frames(df: pd.DataFrame, layout: Layout) -> Iterator[tuple[Any, pd.DataFrame]]:
+    """Each long-form series' rows, by id as in the table (covariates are long form only)."""
+    if layout.target is None:
+        raise ValueError(
+            "covariates need long form (id, time, target and covariate columns); the table is "
+            "wide (one column per series)"
+        )
+    if layout.item_id is None:
+        yield "0", df
+        return
+    yield from df.groupby(layout.item_id, sort=False)
 
 
 def dataset_chunks(
@@ -211,9 +258,20 @@ def dataset_chunks(
         item_id = entry.get("item_id", i)
         if np.isnan(target).all():
             raise ValueError(f"series {str(item_id)!r} has no observed value")
+        if np.isinf(target).any():
+            raise ValueError(
+                f"series {str(item_id)!r} has an infinite target value at position "
+                f"{int(np.flatnonzero(np.isinf(target))[0])}"
+            )
         start = pd.Period(entry["start"])
         ids.append(item_id)
-        entries.append({"item_id": str(item_id), "start": start, "target": target})
+        fields = {k: np.asarray(entry[k], dtype=np.float32) for k in (KNOWN, PAST) if k in entry}
+        if KNOWN in fields and fields[KNOWN].shape[-1] != len(target) + prediction_length:
+            raise ValueError(
+                f"series {str(item_id)!r}: {KNOWN} has {fields[KNOWN].shape[-1]} steps, it "
+                f"needs the history and the forecast: {len(target)} + {prediction_length}"
+            )
+        entries.append({"item_id": str(item_id), "start": start, "target": target, **fields})
         future.append(period_timestamps(start + len(target), prediction_length))
         if len(entries) == size:
             yield SeriesChunk(pd.Series(ids), entries, future)
@@ -255,11 +313,19 @@ class Forecaster:
             num_samples,
             levels,
         )
+        self.regression = InContextRegression(self.predictor)
         self.counts: Counter[str] = Counter()
 
     def predict(self, entries: list[dict]) -> list[Forecast]:
-        """GluonTS forecasts of ``entries``, in order."""
-        forecasts = list(self.predictor.predict(entries))
+        """GluonTS forecasts of ``entries``, in order; known-future covariates by in-context
+        regression (:mod:`lagllama.covariates`), none: the model's own forecasts."""
+        with_covariates = any(KNOWN in e for e in entries)
+        if with_covariates:
+            self.regression.counts.clear()
+            forecasts = list(self.regression.predict(entries))
+            self.counts.update(self.regression.counts)
+        else:
+            forecasts = list(self.predictor.predict(entries))
         self.counts["series"] += len(entries)
         self.counts["missing"] += sum(bool(np.isnan(e["target"]).any()) for e in entries)
         self.counts["imputed"] += getattr(self.predictor, "num_imputed", 0)
@@ -284,12 +350,22 @@ class Forecaster:
 
 
 def summary_line(counts: Counter[str]) -> str:
-    """One line on what was forecast and how missing values were handled."""
-    return (
+    """One line on what was forecast and how missing values and covariates were handled."""
+    line = (
         f"{counts['series']} series forecast; {counts['missing']} had missing values "
         f"({counts['imputed']} imputed, the rest masked by the model); "
         f"{counts['fallbacks']} fell back to seasonal naive"
     )
+    unregressed = counts["not_regressed_constant"] + counts["not_regressed_too_few_points"]
+    if counts["regressed"] or unregressed:
+        line += (
+            f"; covariates by in-context regression on {counts['regressed']} series "
+            f"({counts['constant_covariates']} constant covariate(s) dropped within a series; "
+            f"{counts['not_regressed_constant']} series with no varying covariate and "
+            f"{counts['not_regressed_too_few_points']} with fewer points than covariates + 2 "
+            "forecast without them)"
+        )
+    return line
 
 
 def forecast(
@@ -305,18 +381,28 @@ def forecast(
     target_column: str | None = None,
     item_id_column: str | None = None,
     batch_size: int = 64,
+    future_df: pd.DataFrame | None = None,
+    covariates: Sequence[str] | None = None,
+    past_covariates: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Forecast ``prediction_length`` steps past the end of every series.
 
     ``data``: a long or wide DataFrame (columns detected as in
     :func:`lagllama.data.detect_layout`, or named with the keyword arguments) or a GluonTS
-    dataset. ``seed=None`` samples from torch's global RNG (as a GluonTS predictor does).
-    Returns the tidy table described in the module docstring.
+    dataset (with ``feat_dynamic_real`` covering history and future, if any). ``future_df``:
+    id, time and the known-future covariates at every forecast step (conventions in
+    :mod:`lagllama.covariates`). ``seed=None`` samples from torch's global RNG (as a GluonTS
+    predictor does). Returns the tidy table described in the module docstring.
     """
     make = _forecaster_factory(model, prediction_length, quantiles, num_samples, seed, batch_size)
     if isinstance(data, pd.DataFrame):
         layout = detect_layout(data.columns, timestamp_column, target_column, item_id_column)
-        chunks: Iterable[SeriesChunk] = [frame_chunk(data, layout, freq, prediction_length)[0]]
+        spec = find_covariates(
+            data, _layout_columns(layout), future_df, covariates, past_covariates
+        )
+        future = future_groups(future_df, layout.item_id) if spec.known else None
+        chunk, _ = frame_chunk(data, layout, freq, prediction_length, future, spec)
+        chunks: Iterable[SeriesChunk] = [chunk]
     else:
         chunks = dataset_chunks(data, prediction_length)
     forecaster = None
@@ -327,6 +413,32 @@ def forecast(
     if not tables:
         raise ValueError("no series to forecast")
     return pd.concat(tables, ignore_index=True)
+
+
+def _layout_columns(layout: Layout) -> list[str]:
+    return [c for c in (layout.item_id, layout.timestamp, layout.target) if c is not None]
+
+
+def _covariates(
+    history: pd.DataFrame,
+    layout: Layout,
+    future: pd.DataFrame | None,
+    covariates: Sequence[str] | None,
+    past_covariates: Sequence[str] | None,
+) -> Covariates:
+    """The covariates of a long table: none without a future table or named covariates
+    (other columns ignored, as zero-shot models could not use past-only ones anyway), and
+    none in a wide table (one column per series)."""
+    if future is None and not covariates and not past_covariates:
+        return NO_COVARIATES
+    if layout.target is None:
+        if future is not None or covariates or past_covariates:
+            raise ValueError(
+                "covariates need long form (id, time, target and covariate columns); the table "
+                "is wide (one column per series)"
+            )
+        return NO_COVARIATES
+    return find_covariates(history, _layout_columns(layout), future, covariates, past_covariates)
 
 
 def _forecaster_factory(
@@ -360,9 +472,27 @@ def _read_columns(path: Path) -> list[str]:
     return list(pq.ParquetFile(path).schema_arrow.names)
 
 
-def _row_batches(path: Path, layout: Layout, rows: int) -> Iterator[pd.DataFrame]:
-    """Rows of a long file in order, ``rows`` at a time (CSV ids read as text)."""
-    columns = [c for c in (layout.item_id, layout.timestamp, layout.target) if c is not None]
+def _check_table_file(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise ValueError(f"unsupported file type {path.suffix!r} for {path}; use .csv or .parquet")
+    check_readable(path)
+
+
+def _read_table(path: Path, id_column: str | None) -> pd.DataFrame:
+    """A whole CSV/parquet table (CSV ids read as text)."""
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path, dtype={id_column: str} if id_column else None)
+    return pd.read_parquet(path)
+
+
+def _row_batches(
+    path: Path, layout: Layout, rows: int, every_column: bool = False
+) -> Iterator[pd.DataFrame]:
+    """Rows of a long file in order, ``rows`` at a time (CSV ids read as text); the layout's
+    columns, or ``every_column`` (covariates)."""
+    columns = None if every_column else _layout_columns(layout)
     if path.suffix.lower() == ".csv":
         dtype = {layout.item_id: str} if layout.item_id else None
         yield from pd.read_csv(path, usecols=columns, dtype=dtype, chunksize=rows)
@@ -419,16 +549,28 @@ def file_chunks(
     target_column: str | None = None,
     item_id_column: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    future_file: str | Path | None = None,
+    covariates: Sequence[str] | None = None,
+    past_covariates: Sequence[str] | None = None,
 ) -> Iterator[SeriesChunk]:
     """Chunks of whole series from a CSV or parquet file, long or wide, read ``chunk_rows`` rows
-    at a time in long form (wide files hold one column per series and are read whole)."""
+    at a time in long form (wide files hold one column per series and are read whole).
+
+    ``future_file`` (read whole: h rows a series) holds the known-future covariates; the
+    history's other columns are covariates (:mod:`lagllama.covariates`)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise ValueError(f"unsupported file type {path.suffix!r} for {path}; use .csv or .parquet")
-    check_readable(path)
-    layout = detect_layout(_read_columns(path), timestamp_column, target_column, item_id_column)
+    _check_table_file(path)
+    columns = _read_columns(path)
+    layout = detect_layout(columns, timestamp_column, target_column, item_id_column)
+    future_df = None
+    if future_file is not None:
+        _check_table_file(Path(future_file))
+        future_df = _read_table(Path(future_file), layout.item_id)
+    # names checked before any row is read
+    spec = _covariates(
+        pd.DataFrame(columns=columns), layout, future_df, covariates, past_covariates
+    )
+    future = future_groups(future_df, layout.item_id) if spec.known else None
     if layout.target is None or layout.item_id is None:
         frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
         if layout.target is None:  # wide: chunks of columns
@@ -440,11 +582,14 @@ def file_chunks(
         else:
             parts = [frame]
     else:
-        parts = _whole_series(_row_batches(path, layout, chunk_rows), layout.item_id)
+        batches = _row_batches(path, layout, chunk_rows, every_column=bool(spec))
+        parts = _whole_series(batches, layout.item_id)
     empty = True
     for part in parts:
         empty = False
-        chunk, freq = frame_chunk(part, layout, freq, prediction_length)
+        if spec:  # categorical levels from this chunk's rows
+            spec = _covariates(part, layout, future_df, covariates, past_covariates)
+        chunk, freq = frame_chunk(part, layout, freq, prediction_length, future, spec)
         yield chunk
     if empty:
         raise ValueError(f"{path} has no rows")
@@ -552,8 +697,12 @@ def forecast_file(
     batch_size: int = 64,
     chunk_rows: int = CHUNK_ROWS,
     progress: bool = True,
+    future_file: str | Path | None = None,
+    covariates: Sequence[str] | None = None,
+    past_covariates: Sequence[str] | None = None,
 ) -> ForecastRun:
-    """Forecast every series of a CSV/parquet file into ``output``, in bounded memory."""
+    """Forecast every series of a CSV/parquet file into ``output``, in bounded memory;
+    ``future_file`` holds known-future covariates (see :func:`file_chunks`)."""
     chunks = file_chunks(
         path,
         prediction_length,
@@ -562,6 +711,9 @@ def forecast_file(
         target_column,
         item_id_column,
         chunk_rows,
+        future_file,
+        covariates,
+        past_covariates,
     )
     return forecast_chunks(
         chunks,
