@@ -48,6 +48,17 @@ EVAL_DATASETS = (
 KNOWN_EVAL_OVERLAPS = frozenset(
     {"tsdl:tsdl_184", "tsdl:tsdl_185", "tsdl:tsdl_186", "tsdl:tsdl_187", "tsdl:tsdl_435"}
 )
+#: Series held out of pretraining for ``benchmarks/covariates.py`` (electricity demand with
+#: temperature, daily births with holidays), so the models it scores never saw them.
+COVARIATE_BENCHMARK_SERIES = frozenset(
+    {
+        "tsibbledata:vic_elec:Demand",
+        "tsibbledata:vic_elec:Temperature",
+        "misc_single:misc:neuralprophet:births_us",
+        "misc_single:misc:fivethirtyeight:US_births_1994-2003_CDC_NCHS",
+        "misc_single:misc:fivethirtyeight:US_births_2000-2014_SSA",
+    }
+)
 #: The default pretraining list (see the shared data README).
 PRETRAINING_SOURCES = (
     "m4_hourly",
@@ -202,7 +213,7 @@ def build_corpus(
     decontaminate: bool = True,
 ) -> dict[str, list[dict]]:
     """``{source name: entries}``; series with fewer than ``min_length`` observed values dropped,
-    and the dev holdout (:func:`is_dev`) never included.
+    and the dev holdout (:func:`is_dev`) and :data:`COVARIATE_BENCHMARK_SERIES` never included.
 
     With ``decontaminate``, series that contain the start of any evaluation series found in
     the data folder are dropped too (see :func:`eval_overlaps`), besides the known ones.
@@ -215,6 +226,7 @@ def build_corpus(
             for e in entries
             if np.isfinite(e["target"]).sum() >= min_length
             and e["item_id"] not in KNOWN_EVAL_OVERLAPS
+            and e["item_id"] not in COVARIATE_BENCHMARK_SERIES
             and not is_dev(name, e["item_id"])
         ]
         if decontaminate and name != "synthetic":
