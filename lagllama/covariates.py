@@ -304,3 +304,16 @@ class InContextRegression(Predictor):
             shifts.append(None if fit is None else fit.future)
         for forecast, shift in zip(self.base.predict(inputs, **kwargs), shifts, strict=True):
             yield forecast if shift is None else shift_forecast(forecast, shift)
+
+
+class WithoutCovariates(Predictor):
+    """``base`` on the same entries with their covariate fields removed: the same model
+    without covariates, side by side with :class:`InContextRegression` in one backtest."""
+
+    def __init__(self, base: Predictor) -> None:
+        super().__init__(prediction_length=base.prediction_length)
+        self.base = base
+
+    def predict(self, dataset: Dataset, **kwargs) -> Iterator[Forecast]:
+        plain = ({k: v for k, v in e.items() if k not in (KNOWN, PAST)} for e in dataset)
+        return self.base.predict(plain, **kwargs)

@@ -77,3 +77,34 @@ def test_fine_tuning_example_runs_as_written(
     report = namespace["result"].report
     assert report.steps <= 40 and report.best_val_loss <= report.start_val_loss
     assert len(namespace["forecasts"]) == 5
+
+
+def test_covariates_example_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (block,) = [b for b in python_blocks() if "future_df=" in b]
+    assert len(block.strip().splitlines()) <= 6
+    rng = np.random.default_rng(0)
+    stamps = pd.date_range("2024-01-01", periods=46, freq="D")
+    price = rng.uniform(5, 10, (2, 46))
+    promo = np.where(rng.random((2, 46)) < 0.3, "yes", "no")
+    frames = [
+        pd.DataFrame(
+            {
+                "item_id": sku,
+                "timestamp": stamps,
+                "target": 100 - 4 * price[k] + 15 * (promo[k] == "yes"),
+                "price": price[k],
+                "promo": promo[k],
+            }
+        )
+        for k, sku in enumerate(["A", "B"])
+    ]
+    history = pd.concat([f.iloc[:40] for f in frames])
+    future = pd.concat([f.iloc[40:].drop(columns="target") for f in frames])
+    namespace = {"__name__": "__covariates__", "history": history, "future": future}
+    exec(compile(block, str(README), "exec"), namespace)
+    forecasts = namespace["forecasts"]
+    truth = pd.concat([f.iloc[40:] for f in frames])["target"].to_numpy()
+    assert len(forecasts) == 12
+    assert np.abs(forecasts["0.5"].to_numpy() - truth).mean() < 5.0  # the price/promo effect
