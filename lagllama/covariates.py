@@ -15,7 +15,9 @@ In GluonTS fields, known-future covariates are ``feat_dynamic_real`` (covariates
 
 Zero-shot, the pretrained models read no covariates. :class:`InContextRegression` adds
 them to any predictor, as TimesFM does. For each series it fits a ridge regression of the
-scaled target on the standardised known-future covariates over the context. The base model
+scaled target on the standardised known-future covariates over the context, beside one level
+per phase of the series' season (hour of day, day of week, ...) that stays in the residual,
+so a covariate that follows the season gets only the effect of its deviations. The base model
 forecasts the residual, and the regression on the future covariates is added back to every
 sample path (or quantile), so the quantiles stay ordered. Past-only covariates cannot be
 extrapolated, so this method ignores them.
@@ -38,6 +40,9 @@ import pandas as pd
 from gluonts.dataset import Dataset
 from gluonts.model import Forecast, Predictor
 from gluonts.model.forecast import QuantileForecast, SampleForecast
+from gluonts.time_feature import get_seasonality
+
+from lagllama.frequency import offset_alias
 
 KNOWN = "feat_dynamic_real"
 PAST = "past_feat_dynamic_real"
@@ -220,10 +225,17 @@ class Effects:
     dropped: int
 
 
-def ridge_effects(target: np.ndarray, known: np.ndarray, ridge: float = RIDGE) -> Effects | str:
+def ridge_effects(
+    target: np.ndarray, known: np.ndarray, ridge: float = RIDGE, season: int = 1
+) -> Effects | str:
     """The effects of a ridge regression of the scaled ``target`` on the standardised
     ``known`` covariates (features x (T + h)), or why there are none: ``"constant"`` (no
-    covariate varies over the observed points) or ``"too_few_points"``."""
+    covariate varies over the observed points) or ``"too_few_points"``.
+
+    With ``season`` > 1, one level per phase of the season (hour of day, day of week, ...)
+    is fitted beside the covariates and left in the residual for the model to forecast: a
+    covariate that follows the season (temperature follows the hour) gets only the effect
+    of its deviations, not the seasonal pattern the model already knows (Frisch-Waugh)."""
     T = len(target)
     x_hist, x_future = known[:, :T].T.astype(float), known[:, T:].T.astype(float)
     fit = np.isfinite(target) & np.isfinite(x_hist).all(axis=1)
@@ -233,14 +245,18 @@ def ridge_effects(target: np.ndarray, known: np.ndarray, ridge: float = RIDGE) -
     varies = std > 1e-9 * np.maximum(1.0, np.abs(mean))
     if not varies.any():
         return "constant"
-    if fit.sum() < varies.sum() + 2:
+    season = season if fit.sum() >= 2 * season + varies.sum() + 2 else 1
+    if fit.sum() < varies.sum() + season + 1:
         return "too_few_points"
     y = target[fit].astype(float)
     loc = np.median(y)
     scale = np.mean(np.abs(y - loc)) or 1.0
     z = (y - loc) / scale
     xs = (x_hist[fit][:, varies] - mean[varies]) / std[varies]
-    beta = np.linalg.solve(xs.T @ xs + ridge * np.eye(xs.shape[1]), xs.T @ (z - z.mean()))
+    phases = np.eye(season)[np.arange(T)[fit] % season]  # intercept when season == 1
+    design = np.concatenate([xs, phases], axis=1)
+    penalty = np.concatenate([np.full(xs.shape[1], ridge), np.full(season, 1e-6)])
+    beta = np.linalg.solve(design.T @ design + np.diag(penalty), design.T @ z)[: xs.shape[1]]
 
     def effect(x: np.ndarray) -> np.ndarray:
         values = scale * (((x[:, varies] - mean[varies]) / std[varies]) @ beta)
@@ -288,11 +304,10 @@ class InContextRegression(Predictor):
         for entry in entries:
             target = np.asarray(entry["target"], dtype=float)
             plain = {k: v for k, v in entry.items() if k not in (KNOWN, PAST)}
-            fit = (
-                ridge_effects(target, np.asarray(entry[KNOWN]), self.ridge)
-                if KNOWN in entry
-                else None
-            )
+            fit = None
+            if KNOWN in entry:
+                season = get_seasonality(offset_alias(pd.Period(entry["start"]).freqstr))
+                fit = ridge_effects(target, np.asarray(entry[KNOWN]), self.ridge, season)
             if isinstance(fit, str):
                 self.counts[f"not_regressed_{fit}"] += 1
                 fit = None

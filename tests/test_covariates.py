@@ -55,6 +55,19 @@ def test_ridge_recovers_a_linear_effect_and_survives_collinear_and_constant_colu
     assert ridge_effects(target[:4], rng.normal(size=(5, 14))) == "too_few_points"
 
 
+def test_seasonal_levels_keep_a_seasonal_covariate_to_its_own_effect() -> None:
+    """Temperature follows the hour; demand has its own daily shape: with one level per hour
+    in the fit, the covariate gets its true slope (3), not the daily pattern's."""
+    rng = np.random.default_rng(2)
+    t = np.arange(24 * 30 + 24)
+    daily = np.sin(2 * np.pi * t / 24)
+    x = 5 * daily + rng.normal(0, 1, len(t))
+    y = (20 * daily + 3 * x + rng.normal(0, 0.3, len(t)))[:-24]
+    slope = lambda fit: np.polyfit(x[-24:], fit.future, 1)[0]  # noqa: E731
+    assert slope(ridge_effects(y, x[None, :], season=24)) == pytest.approx(3.0, abs=0.15)
+    assert slope(ridge_effects(y, x[None, :], season=1)) > 5.0  # the daily shape leaks in
+
+
 def test_in_context_regression_beats_the_same_model_without_covariates() -> None:
     history, future = _history()
     truth = _truth().to_numpy()
