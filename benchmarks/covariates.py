@@ -8,10 +8,11 @@ Datasets (real, held out of every pretraining corpus: ``COVARIATE_BENCHMARK_SERI
 - ``vic_elec``: Victoria's electricity demand, hourly means of the half-hourly data
   (tsibbledata), with temperature, temperature squared and a public-holiday flag (the
   ``holidays`` package, Victoria). Day-ahead forecasts (h = 24), one origin every
-  ``--stride-days`` days through 2014, at local midnight. Temperature is the observed one
+  ``--stride-days`` days through 2014, at local midnight, from the 8 weeks before it. Temperature is the observed one
   (a perfect weather forecast, as usual in such benchmarks).
 - ``us_births``: US daily births 2000-2014 (SSA) and 1969-1988, with a US federal holiday
-  flag and a flag for the days next to a holiday. h = 28, 13 origins in the last year.
+  flag and a flag for the days next to a holiday. h = 28, 13 origins in the last year, each
+  from the 2 years before it.
 
 Models, every one scored on the same windows: Lag-Llama zero-shot without and with in-context
 regression (:mod:`lagllama.covariates`); seasonal naive and AutoETS without and with it;
@@ -75,7 +76,7 @@ def vic_elec(data_dir, stride_days: int, windows: int) -> tuple[list[dict], list
     # origins at local midnight, every stride_days, ending with the last full day
     midnights = np.flatnonzero((local.hour == 0) & (local.year == 2014))
     origins = midnights[midnights + 24 <= len(y)][::-1][::stride_days][:windows][::-1]
-    return _windows("vic_elec", y, known, start, origins, 24), [
+    return _windows("vic_elec", y, known, start, origins, 24, 24 * 7 * 8), [
         {"start": start, "target": y[: origins[0]], KNOWN: known[:, : origins[0]]}
     ]
 
@@ -97,20 +98,21 @@ def us_births(data_dir, windows: int) -> tuple[list[dict], list[dict]]:
         near = (np.roll(holiday, 1) + np.roll(holiday, -1) > 0).astype(float) * (1 - holiday)
         known = np.stack([holiday, near])
         origins = len(y) - 28 * np.arange(windows, 0, -1)
-        entries += _windows(item.split(":")[-1], y, known, series["start"], origins, 28)
+        entries += _windows(item.split(":")[-1], y, known, series["start"], origins, 28, 730)
         train.append(
             {"start": series["start"], "target": y[: origins[0]], KNOWN: known[:, : origins[0]]}
         )
     return entries, train
 
 
-def _windows(name, y, known, start, origins, h) -> list[dict]:
+def _windows(name, y, known, start, origins, h, history) -> list[dict]:
+    """One entry per origin: the last ``history`` points before it, then the ``h`` to forecast."""
     return [
         {
             "item_id": f"{name}@{o}",
-            "start": start,
-            "target": np.asarray(y[: o + h], dtype=np.float32),
-            KNOWN: np.asarray(known[:, : o + h], dtype=np.float32),
+            "start": start + max(0, o - history),
+            "target": np.asarray(y[max(0, o - history) : o + h], dtype=np.float32),
+            KNOWN: np.asarray(known[:, max(0, o - history) : o + h], dtype=np.float32),
         }
         for o in origins
     ]
@@ -270,8 +272,8 @@ def main() -> None:
             "# Covariates: the same models with and without them",
             f"Lag-Llama model `{model}` zero-shot ({args.num_samples} paths, seed {args.seed}); "
             f"vic_elec: {len(elec)} day-ahead windows (h = 24, every {args.stride_days} days "
-            "of 2014), covariates temperature, (temperature - 18)^2 / 10, VIC public holiday; "
-            f"us_births: {len(births)} windows of h = 28, covariates US federal holiday and "
+            "of 2014, 8 weeks of history each), covariates temperature, (temperature - 18)^2 / 10, VIC public holiday; "
+            f"us_births: {len(births)} windows of h = 28 (2 years of history each), covariates US federal holiday and "
             "next-to-holiday flags. DeepAR trained on each dataset's history before its first "
             f"window ({args.deepar_epochs} epochs x 50 batches of 64); AutoARIMA fitted on "
             f"the last {args.arima_context} (vic_elec) / 364 (births) points of each window. "

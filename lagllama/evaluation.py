@@ -4,15 +4,18 @@ Metrics follow the Chronos benchmark convention: WQL is GluonTS's
 ``MeanWeightedSumQuantileLoss`` over quantiles 0.1..0.9, MASE/MSIS are scaled by the
 in-sample seasonal-naive error with ``get_seasonality(freq)``, and scores are aggregated
 across datasets as the geometric mean of each model's score relative to seasonal naive.
+The tasks (datasets, horizons, windows) are defined in :mod:`lagllama.tasks`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -20,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from gluonts.dataset import Dataset
-from gluonts.dataset.split import TestData, split
 from gluonts.ev.metrics import (
     MASE,
     MSIS,
@@ -30,13 +32,16 @@ from gluonts.ev.metrics import (
     MeanWeightedSumQuantileLoss,
 )
 from gluonts.model import Forecast, Predictor
+from gluonts.model import evaluation as gluonts_evaluation
 from gluonts.model.evaluation import evaluate_forecasts
 from gluonts.model.seasonal_naive import SeasonalNaivePredictor
-from gluonts.time_feature import get_seasonality
 from tqdm.auto import tqdm
 
-from lagllama.data import dataset_freq, load_dataset
-from lagllama.frequency import offset_alias
+# tasks live in lagllama.tasks; their names stay importable from here
+from lagllama.tasks import BacktestTask
+from lagllama.tasks import dataset_task as dataset_task
+from lagllama.tasks import drop_short as drop_short
+from lagllama.tasks import repository_task as repository_task
 
 #: Quantiles averaged by WQL (Chronos / GluonTS convention).
 WQL_QUANTILES = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -54,86 +59,8 @@ STATSFORECAST_MODELS = {
 }
 BASELINES = (BASELINE, *STATSFORECAST_MODELS)
 
-
-@dataclass(frozen=True)
-class BacktestTask:
-    """One dataset to backtest: full series whose last ``windows * prediction_length``
-    points are forecast in rolling windows of ``prediction_length``."""
-
-    name: str
-    dataset: Dataset
-    prediction_length: int
-    freq: str
-    windows: int = 1
-    #: Ids of series left out because they are shorter than the backtest window plus one point.
-    skipped: tuple[str, ...] = ()
-
-    @property
-    def season_length(self) -> int:
-        """Seasonal period used by seasonal naive, MASE and MSIS."""
-        return get_seasonality(offset_alias(self.freq))
-
-    def train_data(self) -> Dataset:
-        """Each series without its test windows: what a model may be trained on."""
-        train, _ = split(self.dataset, offset=-self.prediction_length * self.windows)
-        return train
-
-    def test_data(self) -> TestData:
-        """Rolling-origin windows over the end of each series (GluonTS ``split``)."""
-        h = self.prediction_length
-        _, template = split(self.dataset, offset=-h * self.windows)
-        return template.generate_instances(prediction_length=h, windows=self.windows, distance=h)
-
-
 #: A predictor, or a factory building one for a task (so it can use h, freq, seasonality).
 PredictorSpec = Predictor | Callable[[BacktestTask], Predictor]
-
-
-def drop_short(name: str, dataset: Dataset, min_length: int) -> tuple[Dataset, tuple[str, ...]]:
-    """``dataset`` without series shorter than ``min_length``, and the ids left out.
-
-    A backtest needs every series to cover its windows plus one point of history; GluonTS
-    would otherwise stop the whole run on the first short series.
-    """
-    short = tuple(
-        str(entry.get("item_id", i))
-        for i, entry in enumerate(dataset)
-        if len(entry["target"]) < min_length
-    )
-    if not short:
-        return dataset, ()
-    kept = [entry for entry in dataset if len(entry["target"]) >= min_length]
-    if not kept:
-        raise ValueError(
-            f"every series of {name} is shorter than {min_length} points (prediction length x "
-            "windows + 1); use a shorter --prediction-length or fewer --windows"
-        )
-    return kept, short
-
-
-def _task(
-    name: str, dataset: Dataset, prediction_length: int, freq: str, windows: int
-) -> BacktestTask:
-    kept, skipped = drop_short(name, dataset, prediction_length * windows + 1)
-    return BacktestTask(name, kept, prediction_length, freq, windows, skipped)
-
-
-def repository_task(
-    name: str, data_dir: str | Path | None = None, windows: int = 1, download: bool = True
-) -> BacktestTask:
-    """A task for a GluonTS/Monash dataset: its ``test`` split holds the full series."""
-    ds = load_dataset(name, data_dir=data_dir, download=download)
-    return _task(name, ds.test, ds.metadata.prediction_length, ds.metadata.freq, windows)
-
-
-def dataset_task(
-    name: str, dataset: Dataset, prediction_length: int, windows: int = 1
-) -> BacktestTask:
-    """A task for a user's dataset (e.g. from :func:`lagllama.data.read_file`); series too
-    short for the windows are left out and listed in ``skipped``."""
-    if prediction_length < 1:
-        raise ValueError(f"prediction_length must be >= 1, got {prediction_length}")
-    return _task(name, dataset, prediction_length, dataset_freq(dataset), windows)
 
 
 def impute(target: np.ndarray) -> np.ndarray:
@@ -221,17 +148,30 @@ def _metric_definitions() -> list:
     ]
 
 
+@contextmanager
+def _without_gluonts_progress_bar() -> Iterator[None]:
+    """Hide the progress bar GluonTS's ``evaluate_forecasts`` draws (and leaves on screen)
+    while scoring: :func:`run_model` has shown the forecasting's own bar already."""
+    bar = gluonts_evaluation.tqdm
+    gluonts_evaluation.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gluonts_evaluation.tqdm = bar
+
+
 def score_forecasts(forecasts: Sequence[Forecast], task: BacktestTask) -> dict[str, float]:
     """Aggregate metrics of ``forecasts`` against the task's test windows.
 
     Interval coverage is the share of actuals between the lower and upper quantile.
     """
-    row = evaluate_forecasts(
-        forecasts,
-        test_data=task.test_data(),
-        metrics=_metric_definitions(),
-        seasonality=task.season_length,
-    ).iloc[0]
+    with _without_gluonts_progress_bar():
+        row = evaluate_forecasts(
+            forecasts,
+            test_data=task.test_data(),
+            metrics=_metric_definitions(),
+            seasonality=task.season_length,
+        ).iloc[0]
     return {
         "WQL": float(row["mean_weighted_sum_quantile_loss"]),
         "MASE": float(row["MASE[0.5]"]),

@@ -24,16 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lagllama.forecasting import (
-    DEFAULT_QUANTILES,
-    ID,
-    Forecaster,
-    ForecastRun,
-    SeriesChunk,
-    check_quantiles,
-    resolve_model,
-)
+from lagllama.forecast_files import ForecastRun
+from lagllama.forecasting import DEFAULT_QUANTILES, ID, Forecaster, check_quantiles, resolve_model
 from lagllama.pretrained import DEFAULT_NAME
+from lagllama.series_chunks import SeriesChunk
 
 #: Columns of the staged series table (one row per series), and of the list of parts.
 START, TARGET, FUTURE, PATH = "start_ordinal", "target", "future", "path"

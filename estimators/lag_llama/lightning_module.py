@@ -12,7 +12,7 @@ from gluonts.core.component import validated
 from lagllama.augmentation import AugmentationConfig, augment
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.estimators.lag_llama.module import LagLlamaModel
-from lagllama.nn.precision import check_sampling_precision
+from lagllama.nn.precision import check_sampling_precision, warn_slow_bf16_training
 from lagllama.schedules import planned_steps, warmup_cosine
 
 
@@ -97,6 +97,10 @@ class LagLlamaLightningModule(pl.LightningModule):
             seeds=sample_seed,
             precision=self.sampling_precision,
         )
+
+    def on_fit_start(self) -> None:
+        """Warn before a slow run: bf16 training on a CPU without bf16 instructions."""
+        warn_slow_bf16_training(self.trainer.precision, self.device)
 
     def _loss(self, batch: dict[str, torch.Tensor], train: bool) -> torch.Tensor:
         past, future = batch["past_target"], batch["future_target"]

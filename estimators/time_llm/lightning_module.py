@@ -10,6 +10,7 @@ import torch
 from gluonts.core.component import validated
 from gluonts.itertools import select
 
+from lagllama.nn.precision import warn_slow_bf16_training
 from lagllama.schedules import planned_steps
 
 from .module import TimeLLMModel
@@ -63,6 +64,10 @@ class TimeLLMLightningModule(pl.LightningModule):
 
     def forward(self, *args, **kwargs):
         return self.model.forward(*args, **kwargs)
+
+    def on_fit_start(self) -> None:
+        """Warn before a slow run: bf16 training on a CPU without bf16 instructions."""
+        warn_slow_bf16_training(self.trainer.precision, self.device)
 
     def _loss(self, batch) -> torch.Tensor:
         return self.model.loss(

@@ -1,0 +1,109 @@
+"""``lagllama train`` and ``fine-tune``: train Lag-Llama per dataset, save it, backtest it.
+
+The training itself is :func:`lagllama.models.lag_llama_factory` (fine-tuning by the recipe
+of :mod:`lagllama.fine_tuning`); this module holds their options.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from lagllama.cli.arguments import (
+    LAG_LLAMA,
+    _data_arguments,
+    _hardware_arguments,
+    _model_arguments,
+    _report_arguments,
+)
+from lagllama.cli.evaluate import run_backtest
+from lagllama.models import lag_llama_factory
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``train`` and ``fine-tune``."""
+    for name, what in (("train", "from scratch"), ("fine-tune", "from a checkpoint")):
+        p = sub.add_parser(
+            name,
+            help=f"train Lag-Llama {what} on each dataset's training part, then backtest it",
+            description=f"Train Lag-Llama {what} on each series without its test windows, "
+            "save the predictor under OUTPUT/models/DATASET and score it against baselines.",
+        )
+        _data_arguments(p)
+        _model_arguments(p)
+        _training_arguments(p, fine_tune=name == "fine-tune")
+        _hardware_arguments(p)
+        _report_arguments(p, baselines="seasonal-naive")
+        p.set_defaults(func=cmd_train, fine_tune=name == "fine-tune")
+
+
+def _training_arguments(parser: argparse.ArgumentParser, fine_tune: bool = False) -> None:
+    from lagllama.fine_tuning import DEFAULTS
+
+    group = parser.add_argument_group("training")
+    epochs = DEFAULTS["max_epochs"] if fine_tune else 5
+    batches = DEFAULTS["num_batches_per_epoch"] if fine_tune else 50
+    group.add_argument("--max-epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
+    group.add_argument(
+        "--num-batches-per-epoch",
+        type=int,
+        default=batches,
+        help=f"batches per epoch (default {batches})",
+    )
+    group.add_argument("--lr", type=float, help="learning rate (default: estimator's/recipe's)")
+    if not fine_tune:
+        return
+    group.add_argument("--max-minutes", type=float, help="wall-clock budget per dataset")
+    group.add_argument("--max-steps", type=int, help="optimiser steps at most per dataset")
+    group.add_argument(
+        "--patience",
+        type=int,
+        default=DEFAULTS["patience"],
+        help="stop after this many epochs without a better validation score (0: never)",
+    )
+    group.add_argument(
+        "--freeze-layers",
+        type=int,
+        default=DEFAULTS["freeze_layers"],
+        help="freeze the input projection and this many lower decoder blocks",
+    )
+    group.add_argument("--warmup-steps", type=int, default=DEFAULTS["warmup_steps"])
+    group.add_argument(
+        "--ema-decay",
+        type=float,
+        default=DEFAULTS["ema_decay"],
+        help="decay of the weights' moving average; 0 turns it off",
+    )
+    group.add_argument(
+        "--validation",
+        choices=("forecast", "loss"),
+        default=DEFAULTS["validation"],
+        help="select weights by the WQL of sampled validation forecasts (default) or by "
+        "the teacher-forced likelihood",
+    )
+    group.add_argument(
+        "--min-gain",
+        type=float,
+        default=DEFAULTS["min_gain"],
+        help="relative validation gain needed to leave the starting model "
+        f"(default {DEFAULTS['min_gain']:g})",
+    )
+    group.add_argument("--validation-samples", type=int, default=DEFAULTS["validation_samples"])
+    group.add_argument(
+        "--validation-series",
+        type=int,
+        default=DEFAULTS["validation_series"],
+        help="score at most this many series (a fixed random subset)",
+    )
+    group.add_argument(
+        "--no-confirm",
+        dest="confirm",
+        action="store_false",
+        help="choose weights on the last training window and keep them without confirming "
+        "them on a later window (default: choose on the window before, confirm on the last)",
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """``lagllama train`` / ``fine-tune``: train per dataset, save, and backtest."""
+    name = f"{LAG_LLAMA}-fine-tuned" if args.fine_tune else f"{LAG_LLAMA}-trained"
+    run_backtest(args, {name: lag_llama_factory(args, train=True, from_checkpoint=args.fine_tune)})
