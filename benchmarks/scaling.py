@@ -40,7 +40,7 @@ def run_folder(checkpoint: Path) -> Path | None:
 def validation_loss(folder: Path, step: int) -> float | None:
     """The run's logged ``val_loss`` at ``step`` (the last logged at or before it; a run
     restarted from a snapshot logs steps from its offset)."""
-    from lagllama.pretraining.train import run_offset
+    from lagllama.pretraining.chunks import run_offset
 
     step -= run_offset(folder)
     best = None
@@ -59,7 +59,7 @@ def describe(spec: str, cpu_hours: float | None, directory: Path | None = None) 
     """Run, step, parameters, CPU-hours and validation loss of a checkpoint (a ``.ckpt``, or a
     model name: shipped, or in ``directory``, e.g. a run's weights-only snapshot)."""
     if spec.endswith(".ckpt"):
-        from lagllama.pretraining.train import cpu_hours_at
+        from lagllama.pretraining.chunks import cpu_hours_at
 
         ckpt = torch.load(spec, map_location="cpu", weights_only=True)
         step = int(ckpt.get("global_step", 0))

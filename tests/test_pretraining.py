@@ -360,7 +360,7 @@ def test_snapshot_restart_on_a_new_machine_continues_the_run(tmp_path: Path):
     kept = sorted(p.name for p in (Path(cfg.output_dir) / "steps").glob("*.ckpt"))
     assert kept == ["step-6.ckpt", "step-8.ckpt"]  # the first chunk's folder was lost
     from lagllama.estimators import LagLlamaEstimator
-    from lagllama.pretraining.train import cpu_hours_at, training_totals
+    from lagllama.pretraining.chunks import cpu_hours_at, training_totals
 
     step6 = Path(cfg.output_dir) / "steps" / "step-6.ckpt"
     assert LagLlamaEstimator.from_checkpoint(step6, 4).create_zero_shot_predictor()
