@@ -95,9 +95,11 @@ def find_covariates(
     future: pd.DataFrame | None = None,
     covariates: Sequence[str] | None = None,
     past_covariates: Sequence[str] | None = None,
+    future_in_history: bool = False,
 ) -> Covariates:
     """The covariates of a history table (columns beyond ``layout_columns``), split by the
-    conventions above; named columns must exist, and known-future ones must be in ``future``."""
+    conventions above; named columns must exist, and known-future ones must be in ``future``
+    (or, for backtests, ``future_in_history``: the table holds the windows' future values)."""
     extra = [c for c in history.columns if c not in layout_columns]
     for name in [*(covariates or ()), *(past_covariates or ())]:
         if name not in extra:
@@ -109,7 +111,7 @@ def find_covariates(
         in_future = set(future.columns) if future is not None else set()
         known = [c for c in extra if c in in_future]
         past = [c for c in extra if c not in in_future]
-    if known and future is None:
+    if known and future is None and not future_in_history:
         raise ValueError(
             f"known-future covariates {known} need a future table (--future-file, future_df=) "
             "with their values at every forecast step"
@@ -123,7 +125,7 @@ def find_covariates(
     levels = []
     for column in [*known, *past]:
         kind = _values_kind(history[column], column, "history")
-        if column in known:
+        if column in known and future is not None:
             future_kind = _values_kind(future[column], column, "future table")
             if None not in (kind, future_kind) and future_kind != kind:
                 raise ValueError(
@@ -132,7 +134,7 @@ def find_covariates(
                 )
         if kind == "categorical":
             seen = history[column].dropna().astype(str)
-            if column in known:
+            if column in known and future is not None:
                 seen = pd.concat([seen, future[column].dropna().astype(str)])
             levels.append((column, tuple(sorted(seen.unique()))))
     return Covariates(tuple(known), tuple(past), tuple(levels))
@@ -200,6 +202,29 @@ def covariate_fields(
         ahead = _encode(rows.loc[future_index], spec.known, spec)
         _check_finite(ahead, names, item_id, list(future_index), "future table")
         fields[KNOWN] = np.concatenate([hist, ahead]).T.astype(np.float32)
+    return fields
+
+
+def history_fields(
+    history: pd.DataFrame, grid: pd.DatetimeIndex, time_column: str, spec: Covariates
+) -> dict[str, np.ndarray]:
+    """The covariate fields of one series of a backtest table, which holds the future values
+    of its windows: known and past-only covariates over the whole series' grid (gaps NaN; a
+    missing known value contributes no regression effect at that step)."""
+    by_time = history.set_index(pd.DatetimeIndex(pd.to_datetime(history[time_column])))
+    fields = {}
+    for name, columns in ((KNOWN, spec.known), (PAST, spec.past)):
+        if columns:
+            values = _encode(by_time, columns, spec)
+            if np.isinf(values).any():
+                row = int(np.argwhere(np.isinf(values))[0][0])
+                column = spec.names(columns)[int(np.argwhere(np.isinf(values))[0][1])]
+                raise ValueError(
+                    f"covariate {column!r} is infinite at {by_time.index[row]} (data row "
+                    f"{history.index[row] + 1})"
+                )
+            frame = pd.DataFrame(values, index=by_time.index).reindex(grid)
+            fields[name] = frame.to_numpy(dtype=np.float32).T
     return fields
 
 
@@ -297,6 +322,14 @@ class InContextRegression(Predictor):
         self.base = base
         self.ridge = ridge
         self.counts: Counter[str] = Counter()
+
+    @property
+    def num_fallbacks(self) -> int:
+        return getattr(self.base, "num_fallbacks", 0)
+
+    @property
+    def num_imputed(self) -> int:
+        return getattr(self.base, "num_imputed", 0)
 
     def predict(self, dataset: Dataset, **kwargs) -> Iterator[Forecast]:
         entries = list(dataset)

@@ -142,6 +142,8 @@ def read_file(path: str | Path, **kwargs) -> ListDataset:
         raise FileNotFoundError(f"no such file: {path}")
     suffix = path.suffix.lower()
     if suffix == ".tsf":
+        if kwargs.get("covariates") or kwargs.get("past_covariates"):
+            raise ValueError(f"{path}: a .tsf file holds no covariate columns")
         return read_tsf(path)
     if suffix == ".csv":
         return read_csv(path, **kwargs)

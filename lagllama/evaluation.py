@@ -346,10 +346,13 @@ def backtest(
     models: Mapping[str, PredictorSpec] | None = None,
     baselines: Sequence[str] = (BASELINE, "auto-ets"),
     impute_missing: bool = True,
+    in_context_regression: bool = False,
 ) -> BacktestReport:
     """Backtest ``models`` (predictors or factories) and named ``baselines`` on every task.
 
-    Seasonal naive is always included, since the aggregate is relative to it.
+    Seasonal naive is always included, since the aggregate is relative to it. With
+    ``in_context_regression`` every model but that reference uses the tasks' known-future
+    covariates (``feat_dynamic_real``; :class:`lagllama.covariates.InContextRegression`).
     """
     specs: dict[str, PredictorSpec] = {
         name: baseline(name, impute_missing) for name in dict.fromkeys([BASELINE, *baselines])
@@ -358,6 +361,13 @@ def backtest(
         if name in specs:
             raise ValueError(f"model name {name!r} clashes with a baseline")
         specs[name] = spec
+    if in_context_regression:
+        from lagllama.covariates import InContextRegression
+
+        def regressed(spec: PredictorSpec) -> Callable[[BacktestTask], Predictor]:
+            return lambda task: InContextRegression(_predictor_for(spec, task))
+
+        specs = {n: s if n == BASELINE else regressed(s) for n, s in specs.items()}
     rows = [
         run_model(name, spec, task)
         for task in tqdm(tasks, desc="datasets", disable=len(tasks) < 2)
@@ -380,6 +390,7 @@ def backtest(
         "wql_quantiles": list(WQL_QUANTILES),
         "forecast_quantiles": list(FORECAST_QUANTILES),
         "impute_missing": impute_missing,
+        "in_context_regression": in_context_regression,
         "msis_alpha": 0.05,
     }
     return BacktestReport(results, relative_scores(results), config)

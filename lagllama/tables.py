@@ -224,13 +224,17 @@ def from_dataframe(
     target_column: str | None = None,
     item_id_column: str | None = None,
     freq: str | None = None,
+    covariates: Sequence[str] | None = None,
+    past_covariates: Sequence[str] | None = None,
 ) -> ListDataset:
     """Convert a long or wide DataFrame into a GluonTS dataset.
 
     Long form: an id column (optional for one series), a time column and a target column;
     wide form: the time column plus one numeric column per series. Column names not given
     are detected (:func:`detect_layout`). The frequency is inferred with ``pd.infer_freq``
-    unless given; missing values and gaps on the grid become NaN.
+    unless given; missing values and gaps on the grid become NaN. Named ``covariates``
+    (known-future) and ``past_covariates`` columns become ``feat_dynamic_real`` and
+    ``past_feat_dynamic_real`` over each whole series (a backtest table holds the future).
     """
     if freq is not None:
         _check_freq(freq)
@@ -238,7 +242,25 @@ def from_dataframe(
     series = frame_series(df, layout)
     freq = freq or infer_freq(series, layout.timestamp)
     entries = [series_entry(i, idx, v, freq, layout.timestamp) for i, idx, v in series]
+    if covariates or past_covariates:
+        _add_covariates(df, layout, entries, covariates, past_covariates)
     return ListDataset(entries, freq=entries[0]["start"].freq)
+
+
+def _add_covariates(df, layout, entries, covariates, past_covariates) -> None:
+    from lagllama.covariates import find_covariates, history_fields
+
+    if layout.target is None:
+        raise ValueError("covariates need long form (id, time, target and covariate columns)")
+    columns = [c for c in (layout.item_id, layout.timestamp, layout.target) if c is not None]
+    spec = find_covariates(df, columns, None, covariates, past_covariates, future_in_history=True)
+    parts = (
+        [df] if layout.item_id is None else [p for _, p in df.groupby(layout.item_id, sort=False)]
+    )
+    for entry, part in zip(entries, parts, strict=True):
+        freq = entry["start"].freq
+        grid = pd.period_range(entry["start"], periods=len(entry["target"]), freq=freq)
+        entry.update(history_fields(part, grid.to_timestamp(), layout.timestamp, spec))
 
 
 def period_timestamps(start: pd.Period, length: int) -> pd.DatetimeIndex:

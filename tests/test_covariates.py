@@ -180,3 +180,25 @@ def test_constant_and_too_many_covariates_fall_back_and_are_counted(tmp_path: Pa
         wide_future[f"x{k}"] = 1.0
     assert _run(tmp_path, short.drop(columns="promo"), wide_future.drop(columns="promo")) == 0
     assert "2 with fewer points than covariates + 2" in capsys.readouterr().out
+
+
+def test_backtests_take_the_covariate_columns_with_their_future_from_the_file(
+    tmp_path: Path, capsys
+) -> None:
+    history, future = _history()
+    full = pd.concat([history, future.assign(target=_truth().to_numpy())])
+    full = full.sort_values(["item_id", "timestamp"])
+    path = tmp_path / "sales.csv"
+    full.to_csv(path, index=False)
+    base = ["zero-shot", "--file", str(path), "--prediction-length", str(H), "--num-samples", "20"]
+    assert main([*base, "--output", str(tmp_path / "plain")]) == 0
+    assert main([*base, "--covariates", "price,promo", "--output", str(tmp_path / "cov")]) == 0
+    scores = lambda out: (  # noqa: E731
+        pd.read_csv(tmp_path / out / "results.csv").query("dataset == 'sales'").set_index("model")
+    )
+    plain, cov = scores("plain"), scores("cov")
+    assert cov.loc["lag-llama", "WQL"] < 0.6 * plain.loc["lag-llama", "WQL"]
+    assert cov.loc["seasonal-naive", "WQL"] == plain.loc["seasonal-naive", "WQL"]  # reference
+    args = [*base, "--covariates", "nope", "--output", str(tmp_path / "x")]
+    assert main(args) == 2
+    assert "covariate column 'nope' not found" in capsys.readouterr().err

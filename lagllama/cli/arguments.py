@@ -55,6 +55,7 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
         "--windows", type=int, default=1, help="rolling backtest windows per series (default 1)"
     )
     _column_arguments(group)
+    _covariate_arguments(group)
 
 
 def _column_arguments(group: argparse._ArgumentGroup) -> None:
@@ -69,6 +70,18 @@ def _column_arguments(group: argparse._ArgumentGroup) -> None:
         "--item-id-column",
         help="series id column; its presence means long form (default: item_id, unique_id, id "
         "or series; wide form without one)",
+    )
+
+
+def _covariate_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--covariates",
+        metavar="A,B",
+        help="columns of --file known ahead (their values in each backtest window are taken "
+        "from the file): every model but seasonal naive uses them by in-context regression",
+    )
+    group.add_argument(
+        "--past-covariates", metavar="C", help="past-only covariate columns of --file"
     )
 
 

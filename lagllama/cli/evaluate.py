@@ -107,6 +107,9 @@ def load_tasks(args: argparse.Namespace) -> list[BacktestTask]:
             "item_id_column": args.item_id_column,
             "freq": args.freq,
         }
+        for flag in ("covariates", "past_covariates"):
+            if getattr(args, flag, None):
+                columns[flag] = [c.strip() for c in getattr(args, flag).split(",") if c.strip()]
         dataset = read_file(path, **columns)
         tasks.append(dataset_task(path.stem, dataset, args.prediction_length, args.windows))
     return tasks
@@ -141,7 +144,15 @@ def run_backtest(
     unknown = sorted(set(baselines) - set(BASELINE_NAMES))
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(BASELINE_NAMES)}")
-    report = backtest(tasks, models, baselines=baselines, impute_missing=not args.no_impute)
+    if getattr(args, "covariates", None) and not args.file:
+        raise ValueError("--covariates names columns of --file; named datasets have none")
+    report = backtest(
+        tasks,
+        models,
+        baselines=baselines,
+        impute_missing=not args.no_impute,
+        in_context_regression=bool(getattr(args, "covariates", None)),
+    )
     report.config["command"] = " ".join(["lagllama", *sys.argv[1:]])
     _finish(report, args.output)
 
