@@ -17,9 +17,10 @@ Datasets (real, held out of every pretraining corpus: ``COVARIATE_BENCHMARK_SERI
 Models, every one scored on the same windows: Lag-Llama zero-shot without and with in-context
 regression (:mod:`lagllama.covariates`); seasonal naive and AutoETS without and with it;
 GluonTS DeepAR trained on the history before the first origin without and with
-``feat_dynamic_real``; statsforecast AutoARIMA (stepwise, approximate likelihood) with the covariates as
-exogenous regressors, fitted on the last ``--arima-context`` points of each window. WQL over quantiles
-0.1..0.9 and MASE (``lagllama.evaluation``). Writes ``results/covariates.{md,json}``.
+``feat_dynamic_real``; statsforecast AutoARIMA (stepwise, approximate likelihood, orders
+p, q <= 2 and P, Q <= 1) with the covariates as exogenous regressors, fitted on the last
+``--arima-context`` points of each window. WQL over quantiles 0.1..0.9 and MASE
+(``lagllama.evaluation``). Writes ``results/covariates.{md,json}``.
 """
 
 from __future__ import annotations
@@ -142,7 +143,14 @@ class ArimaX(Predictor):
             fit_x = x[lo:T]
             varies = fit_x.std(axis=0) > 0
             try:
-                model = AutoARIMA(season_length=self.season, approximation=True)
+                model = AutoARIMA(
+                    season_length=self.season,
+                    approximation=True,
+                    max_p=2,
+                    max_q=2,
+                    max_P=1,
+                    max_Q=1,
+                )
                 model.fit(y[lo:], X=fit_x[:, varies])
                 out = model.predict(h, X=x[T:][:, varies], level=levels)
                 rows = [out[f"lo-{lv}"] for lv in levels] + [out["mean"]]
