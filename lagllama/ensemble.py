@@ -47,6 +47,16 @@ def sample_shares(num_samples: int, members: int) -> list[int]:
     return [base + (i < extra) for i in range(members)]
 
 
+def common_horizon(members: Sequence[Predictor]) -> int:
+    """The prediction length all ``members`` share; an error when there are none or they differ."""
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    lengths = {m.prediction_length for m in members}
+    if len(lengths) != 1:
+        raise ValueError(f"ensemble members forecast different horizons: {sorted(lengths)}")
+    return lengths.pop()
+
+
 class EnsemblePredictor(Predictor):
     """Mixes the sample forecasts of ``members`` (one horizon) series by series.
 
@@ -56,12 +66,7 @@ class EnsemblePredictor(Predictor):
     """
 
     def __init__(self, members: Sequence[Predictor]) -> None:
-        if not members:
-            raise ValueError("an ensemble needs at least one member")
-        lengths = {m.prediction_length for m in members}
-        if len(lengths) != 1:
-            raise ValueError(f"ensemble members forecast different horizons: {sorted(lengths)}")
-        super().__init__(prediction_length=lengths.pop())
+        super().__init__(prediction_length=common_horizon(members))
         self.members = list(members)
 
     def predict(self, dataset: Dataset, **kwargs) -> Iterator[Forecast]:
@@ -135,12 +140,7 @@ class QuantileEnsemble(Predictor):
         weights: Sequence[float] | None = None,
         min_history: int = 3,
     ) -> None:
-        if not members:
-            raise ValueError("an ensemble needs at least one member")
-        lengths = {m.prediction_length for m in members}
-        if len(lengths) != 1:
-            raise ValueError(f"ensemble members forecast different horizons: {sorted(lengths)}")
-        super().__init__(prediction_length=lengths.pop())
+        super().__init__(prediction_length=common_horizon(members))
         if weights is not None and (len(weights) != len(members) or min(weights) < 0):
             raise ValueError(f"need one non-negative weight per member, got {list(weights)}")
         self.members = list(members)
