@@ -39,6 +39,13 @@ class LagLlamaConfig:
     aux_loss_weight: float = 0.01
     loss: str = "nll"
     huber_delta: float = 2.0
+    # trained covariates, with GluonTS's field names (0 / empty: none)
+    num_feat_dynamic_real: int = 0
+    num_past_feat_dynamic_real: int = 0
+    num_feat_static_real: int = 0
+    num_feat_static_cat: int = 0
+    cardinality: list[int] = field(default_factory=list)
+    embedding_dimension: list[int] | None = None
 
     def __post_init__(self) -> None:
         if self.context_length < 1:
@@ -70,6 +77,31 @@ class LagLlamaConfig:
                 f"need 1 <= experts_top_k <= num_experts, got {self.experts_top_k} "
                 f"and {self.num_experts}"
             )
+        for name in (
+            "num_feat_dynamic_real",
+            "num_past_feat_dynamic_real",
+            "num_feat_static_real",
+            "num_feat_static_cat",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        self.cardinality = [int(c) for c in self.cardinality]
+        if (
+            len(self.cardinality) != self.num_feat_static_cat
+            or min(self.cardinality, default=1) < 1
+        ):
+            raise ValueError(
+                f"cardinality must hold one count >= 1 per static categorical feature "
+                f"(num_feat_static_cat={self.num_feat_static_cat}), got {self.cardinality}"
+            )
+        if self.embedding_dimension is None:  # GluonTS DeepAR's rule
+            self.embedding_dimension = [min(50, (c + 1) // 2) for c in self.cardinality]
+        self.embedding_dimension = [int(d) for d in self.embedding_dimension]
+        if len(self.embedding_dimension) != len(self.cardinality):
+            raise ValueError(
+                f"embedding_dimension needs one size per categorical feature, got "
+                f"{self.embedding_dimension} for cardinality {self.cardinality}"
+            )
         if self.loss not in ("nll", "huber"):
             raise ValueError(f"unknown loss {self.loss!r}; use 'nll' or 'huber'")
         if self.loss == "huber" and not supports_location(self.distr_output):
@@ -93,6 +125,20 @@ class LagLlamaConfig:
         """Per-token inputs: lagged values (and their observed flags), log1p|loc|, log scale, time."""
         n_lags = len(self.lags_seq) * (2 if self.observed_lag_features else 1)
         return n_lags + 2 + self.num_time_features
+
+    @property
+    def num_covariate_features(self) -> int:
+        """Per-token covariate inputs: known-future and past-only dynamic values (and a flag
+        saying whether the past-only ones are known at that token), static reals and the
+        embeddings of the static categoricals."""
+        past = self.num_past_feat_dynamic_real
+        return (
+            self.num_feat_dynamic_real
+            + past
+            + (1 if past else 0)
+            + self.num_feat_static_real
+            + sum(self.embedding_dimension or [])
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

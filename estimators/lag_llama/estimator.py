@@ -22,6 +22,7 @@ from gluonts.transform import (
     ExpectedNumInstanceSampler,
     InstanceSampler,
     InstanceSplitter,
+    MapTransformation,
     TestSplitSampler,
     Transformation,
     ValidationSplitSampler,
@@ -30,6 +31,7 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.estimators.lag_llama.lightning_module import LagLlamaLightningModule
+from lagllama.estimators.lag_llama.module import COVARIATE_INPUTS
 from lagllama.frequency import default_time_features, resolve_lags, validate_freq
 from lagllama.nn.precision import check_sampling_precision
 
@@ -49,6 +51,16 @@ ARCHITECTURE_ARGS = (
     "ffn",
     "num_experts",
     "experts_top_k",
+)
+#: Covariate arguments: a checkpoint without covariates may gain them (their input weights
+#: start at zero); one with covariates fixes them.
+COVARIATE_ARGS = (
+    "num_feat_dynamic_real",
+    "num_past_feat_dynamic_real",
+    "num_feat_static_real",
+    "num_feat_static_cat",
+    "cardinality",
+    "embedding_dimension",
 )
 #: Config fields a checkpoint carries that a fine-tuning run may change.
 TRAINING_CONFIG_ARGS = (
@@ -75,6 +87,72 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not a Lag-Llama checkpoint (no model_kwargs/state_dict)")
     LagLlamaConfig.from_dict(hparams["model_kwargs"])  # validates the architecture
     return ckpt
+
+
+def load_weights(module: LagLlamaLightningModule, state: dict[str, torch.Tensor]) -> None:
+    """Load a checkpoint's weights; a checkpoint without covariates may lack exactly the
+    covariate weights of a model built with them (those keep their init: a zero projection)."""
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    new = [k for k in missing if k.startswith(("model.covariate_proj.", "model.embedder."))]
+    if unexpected or len(new) != len(missing):
+        raise ValueError(
+            "the checkpoint does not fit this model: "
+            f"missing {sorted(set(missing) - set(new))}, unexpected {sorted(unexpected)}"
+        )
+
+
+class CheckCovariates(MapTransformation):
+    """Every entry carries the covariates the model was built with, in the right shape and
+    finite, or an error names the series and the field (GluonTS would fail deep in batching)."""
+
+    @validated()
+    def __init__(self, model_kwargs: dict, prediction_length: int) -> None:
+        self.config = LagLlamaConfig.from_dict(model_kwargs)
+        self.prediction_length = prediction_length
+
+    def map_transform(self, data: dict[str, Any], is_train: bool) -> dict[str, Any]:
+        c, T = self.config, len(data[FieldName.TARGET])
+        future = 0 if is_train else self.prediction_length
+        item = data.get(FieldName.ITEM_ID, "?")
+        dynamic = (
+            (FieldName.FEAT_DYNAMIC_REAL, c.num_feat_dynamic_real, T + future),
+            (FieldName.PAST_FEAT_DYNAMIC_REAL, c.num_past_feat_dynamic_real, T),
+        )
+        for name, size, length in dynamic:
+            if not size:
+                continue
+            value = np.asarray(self._field(data, name, item), dtype=np.float32)
+            if value.ndim == 1 and size == 1:
+                value = value[None, :]
+            if value.ndim != 2 or value.shape[0] != size or value.shape[1] < length:
+                raise ValueError(
+                    f"series {item}: {name} must have shape ({size}, >= {length}) "
+                    f"(covariates x {'history' if length == T else 'history + horizon'}), "
+                    f"got {value.shape}"
+                )
+            bad = ~np.isfinite(value[:, :length])
+            if bad.any():
+                row, step = np.argwhere(bad)[0]
+                raise ValueError(f"series {item}: {name}[{row}] is not finite at step {step}")
+            data[name] = value
+        statics = (
+            (FieldName.FEAT_STATIC_REAL, c.num_feat_static_real, np.float32),
+            (FieldName.FEAT_STATIC_CAT, c.num_feat_static_cat, np.int64),
+        )
+        for name, size, dtype in statics:
+            if not size:
+                continue
+            value = np.asarray(self._field(data, name, item), dtype=dtype).reshape(-1)
+            if value.shape != (size,):
+                raise ValueError(f"series {item}: {name} must hold {size} values, got {value}")
+            data[name] = value
+        return data
+
+    @staticmethod
+    def _field(data: dict[str, Any], name: str, item: Any) -> Any:
+        if name not in data:
+            raise ValueError(f"series {item} has no {name}, which this model was built with")
+        return data[name]
 
 
 class _FinalEMA(EMAWeightAveraging):
@@ -138,6 +216,12 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         aux_loss_weight: float = 0.01,
         loss: str = "nll",
         huber_delta: float = 2.0,
+        num_feat_dynamic_real: int = 0,
+        num_past_feat_dynamic_real: int = 0,
+        num_feat_static_real: int = 0,
+        num_feat_static_cat: int = 0,
+        cardinality: Sequence[int] | None = None,
+        embedding_dimension: Sequence[int] | None = None,
         augmentation: dict | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-8,
@@ -185,6 +269,12 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
             aux_loss_weight=aux_loss_weight,
             loss=loss,
             huber_delta=huber_delta,
+            num_feat_dynamic_real=num_feat_dynamic_real,
+            num_past_feat_dynamic_real=num_past_feat_dynamic_real,
+            num_feat_static_real=num_feat_static_real,
+            num_feat_static_cat=num_feat_static_cat,
+            cardinality=list(cardinality or []),
+            embedding_dimension=None if embedding_dimension is None else list(embedding_dimension),
         ).to_dict()
         self.module_kwargs = {
             "lr": lr,
@@ -229,6 +319,14 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         )
         if clash:
             raise ValueError(f"the checkpoint fixes {clash}; drop these arguments")
+        if any(model_kwargs[key] for key in COVARIATE_ARGS[:4]):
+            fixed = {k: model_kwargs[k] for k in COVARIATE_ARGS}
+            clash = sorted(k for k in COVARIATE_ARGS if k in overrides and overrides[k] != fixed[k])
+            if clash:
+                raise ValueError(
+                    f"the checkpoint was trained with covariates {fixed}; drop {clash}"
+                )
+            overrides = {**overrides, **fixed}
         arch = {key: model_kwargs[key] for key in ARCHITECTURE_ARGS}
         arch["time_features"] = model_kwargs["num_time_features"] > 0
         arch.setdefault("context_length", model_kwargs["context_length"])
@@ -264,6 +362,9 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
                 target_field=FieldName.TARGET, output_field=FieldName.OBSERVED_VALUES
             ),
         ]
+        config = LagLlamaConfig.from_dict(self.model_kwargs)
+        if config.num_covariate_features:
+            steps.append(CheckCovariates(self.model_kwargs, self.prediction_length))
         if self.time_features:
             steps.append(
                 AddTimeFeatures(
@@ -282,14 +383,21 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
             "validation": self.validation_sampler,
             "test": TestSplitSampler(),
         }[mode]
+        config = LagLlamaConfig.from_dict(self.model_kwargs)
         fields = [FieldName.OBSERVED_VALUES] + ([TIME_FEAT] if self.time_features else [])
+        # past-only first: splitting feat_dynamic_real writes its past part to the name
+        # "past_feat_dynamic_real", which must be free by then
+        if config.num_past_feat_dynamic_real:
+            fields.append(FieldName.PAST_FEAT_DYNAMIC_REAL)
+        if config.num_feat_dynamic_real:
+            fields.append(FieldName.FEAT_DYNAMIC_REAL)
         return InstanceSplitter(
             target_field=FieldName.TARGET,
             is_pad_field=FieldName.IS_PAD,
             start_field=FieldName.START,
             forecast_start_field=FieldName.FORECAST_START,
             instance_sampler=sampler,
-            past_length=LagLlamaConfig.from_dict(self.model_kwargs).past_length,
+            past_length=config.past_length,
             future_length=self.prediction_length,
             time_series_fields=fields,
             dummy_value=0.0,
@@ -297,8 +405,17 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
 
     @property
     def prediction_input_names(self) -> list[str]:
+        config = LagLlamaConfig.from_dict(self.model_kwargs)
         names = ["past_target", "past_observed_values"]
-        return names + (["past_time_feat", "future_time_feat"] if self.time_features else [])
+        names += ["past_time_feat", "future_time_feat"] if self.time_features else []
+        counts = (
+            config.num_feat_dynamic_real,
+            config.num_feat_dynamic_real,
+            config.num_past_feat_dynamic_real,
+            config.num_feat_static_real,
+            config.num_feat_static_cat,
+        )
+        return names + [name for name, n in zip(COVARIATE_INPUTS, counts) if n]
 
     @property
     def training_input_names(self) -> list[str]:
@@ -340,8 +457,7 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
             **self.module_kwargs,
         )
         if self.init_checkpoint is not None:
-            state = load_checkpoint(self.init_checkpoint)["state_dict"]
-            module.load_state_dict(state)
+            load_weights(module, load_checkpoint(self.init_checkpoint)["state_dict"])
         return module
 
     def create_predictor(

@@ -11,7 +11,7 @@ from gluonts.core.component import validated
 
 from lagllama.augmentation import AugmentationConfig, augment
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
-from lagllama.estimators.lag_llama.module import LagLlamaModel
+from lagllama.estimators.lag_llama.module import COVARIATE_INPUTS, LagLlamaModel
 from lagllama.nn.precision import check_sampling_precision, warn_slow_bf16_training
 from lagllama.schedules import planned_steps, warmup_cosine
 
@@ -84,9 +84,11 @@ class LagLlamaLightningModule(pl.LightningModule):
         past_time_feat: torch.Tensor | None = None,
         future_time_feat: torch.Tensor | None = None,
         sample_seed: torch.Tensor | None = None,
+        **covariates: torch.Tensor,
     ) -> torch.Tensor:
         """Sample paths (B, num_parallel_samples, prediction_length); with ``sample_seed``
-        (B,) each series draws from its own generator (see :meth:`LagLlamaModel.sample`)."""
+        (B,) each series draws from its own generator (see :meth:`LagLlamaModel.sample`);
+        ``covariates``: the inputs of ``COVARIATE_INPUTS`` the model was built with."""
         return self.model.sample(
             past_target,
             past_observed_values,
@@ -96,6 +98,7 @@ class LagLlamaLightningModule(pl.LightningModule):
             use_kv_cache=self.use_kv_cache,
             seeds=sample_seed,
             precision=self.sampling_precision,
+            covariates=covariates or None,
         )
 
     def on_fit_start(self) -> None:
@@ -112,9 +115,10 @@ class LagLlamaLightningModule(pl.LightningModule):
             past, future = window[:, : past.shape[1]], window[:, past.shape[1] :]
         args = (past, past_obs, future, future_obs)
         args += (batch.get("past_time_feat"), batch.get("future_time_feat"))
-        return self._model_loss(*args).mean()
+        covariates = {k: batch[k] for k in COVARIATE_INPUTS if k in batch}
+        return self._model_loss(*args, covariates or None).mean()
 
-    def _model_loss(self, *args: torch.Tensor | None) -> torch.Tensor:
+    def _model_loss(self, *args: Any) -> torch.Tensor:
         """``model.loss``, compiled on first use when ``torch_compile`` (eager if that fails)."""
         if not self.torch_compile:
             return self.model.loss(*args)

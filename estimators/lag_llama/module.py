@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from gluonts.torch.distributions import DistributionOutput
+from gluonts.torch.modules.feature import FeatureEmbedder
 from torch import nn
 from torch.distributions import Distribution
 
@@ -27,6 +28,29 @@ from lagllama.nn.decoder import Decoder
 from lagllama.nn.kv_cache import KVCache
 from lagllama.nn.precision import check_sampling_precision, float32_region, sampling_autocast
 from lagllama.scaling import make_scaler
+
+#: Input names of the trained covariates (GluonTS's fields, as the instance splitter names them).
+COVARIATE_INPUTS = (
+    "past_feat_dynamic_real",
+    "future_feat_dynamic_real",
+    "past_past_feat_dynamic_real",
+    "feat_static_real",
+    "feat_static_cat",
+)
+#: Standardised dynamic covariates are clipped to this many standard deviations, so a flag
+#: that is rare (or absent) in the history cannot swamp the token.
+COVARIATE_CLIP = 5.0
+
+
+def standardise(values: torch.Tensor, history: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``values`` (B, T, K) centred and scaled by the mean and standard deviation of
+    ``history`` (B, P, K) over its observed steps (``weight`` (B, P, 1)), then clipped: units
+    do not matter, and a covariate constant over the history reads 0 there."""
+    total = weight.sum(dim=1, keepdim=True).clamp(min=1.0)
+    mean = (history * weight).sum(dim=1, keepdim=True) / total
+    var = ((history - mean).square() * weight).sum(dim=1, keepdim=True) / total
+    std = var.sqrt().clamp(min=1e-3)
+    return ((values - mean) / std).clamp(-COVARIATE_CLIP, COVARIATE_CLIP)
 
 
 class LagLlamaModel(nn.Module):
@@ -54,6 +78,14 @@ class LagLlamaModel(nn.Module):
             distil_prefix=config.context_length if config.distil else None,
         )
         self.args_proj = self.distr_output.get_args_proj(config.n_embd)
+        if config.num_covariate_features:
+            if config.num_feat_static_cat:
+                self.embedder = FeatureEmbedder(config.cardinality, config.embedding_dimension)
+            # zero: a model fine-tuned with covariates starts as the model it came from
+            self.covariate_proj = nn.Linear(
+                config.num_covariate_features, config.n_embd, bias=False
+            )
+            nn.init.zeros_(self.covariate_proj.weight)
         self.register_buffer("lags", torch.tensor(config.lags_seq), persistent=False)
 
     # ----------------------------------------------------------------- inputs
@@ -96,6 +128,83 @@ class LagLlamaModel(nn.Module):
             parts.append(time_feat)
         return torch.cat(parts, dim=-1)
 
+    def covariate_series(
+        self,
+        past_observed_values: torch.Tensor,
+        h: int,
+        covariates: dict[str, torch.Tensor] | None,
+    ) -> torch.Tensor | None:
+        """Covariates ``(B, P + h, num_covariate_features)`` of every step of the window (None
+        for a model without them). Token ``t`` reads the known-future values at ``t``, the
+        past-only values at ``t - 1`` while that is in the history (0 and a flag of 0 after),
+        and the static features."""
+        c = self.config
+        if not c.num_covariate_features:
+            return None
+        covariates = covariates or {}
+        B, P = past_observed_values.shape
+        weight = past_observed_values[..., None]
+        parts = []
+        if c.num_feat_dynamic_real:
+            past = self._covariate(covariates, "past_feat_dynamic_real", c.num_feat_dynamic_real)
+            future = self._covariate(
+                covariates, "future_feat_dynamic_real", c.num_feat_dynamic_real
+            )
+            if future.shape[1] < h:
+                raise ValueError(
+                    f"future_feat_dynamic_real covers {future.shape[1]} steps; the forecast "
+                    f"needs the known-future covariates at all {h}"
+                )
+            known = torch.cat((past, future[:, :h]), dim=1).float()
+            parts.append(standardise(known, past.float(), weight))
+        if c.num_past_feat_dynamic_real:
+            past = self._covariate(
+                covariates, "past_past_feat_dynamic_real", c.num_past_feat_dynamic_real
+            ).float()
+            shifted = past.new_zeros(B, P + h, past.shape[-1] + 1)
+            shifted[:, 1 : P + 1, :-1] = standardise(past, past, weight)
+            shifted[:, 1 : P + 1, -1] = 1.0
+            parts.append(shifted)
+        static = []
+        if c.num_feat_static_real:
+            static.append(
+                self._covariate(covariates, "feat_static_real", c.num_feat_static_real).float()
+            )
+        if c.num_feat_static_cat:
+            cats = self._covariate(covariates, "feat_static_cat", c.num_feat_static_cat).long()
+            for i, cardinality in enumerate(c.cardinality):
+                bad = (cats[:, i] < 0) | (cats[:, i] >= cardinality)
+                if bad.any():
+                    raise ValueError(
+                        f"feat_static_cat[{i}] = {int(cats[bad][0, i])} is outside the "
+                        f"cardinality {cardinality} the model was built with"
+                    )
+            static.append(self.embedder(cats))
+        if static:
+            parts.append(torch.cat(static, dim=-1)[:, None, :].expand(-1, P + h, -1))
+        return torch.cat(parts, dim=-1)
+
+    @staticmethod
+    def _covariate(covariates: dict[str, torch.Tensor], name: str, size: int) -> torch.Tensor:
+        """Input ``name``, checked against the number of features the model was built with."""
+        value = covariates.get(name)
+        if value is None:
+            raise ValueError(f"this model was built with {size} of {name}: pass them")
+        if value.shape[-1] != size:
+            raise ValueError(
+                f"{name} has {value.shape[-1]} features; the model was built with {size}"
+            )
+        return value
+
+    def covariate_embedding(
+        self, covariates: torch.Tensor | None, positions: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The covariates' contribution to the embeddings of the tokens at ``positions``."""
+        if covariates is None:
+            return None
+        with float32_region(covariates.device):
+            return self.covariate_proj(covariates[:, positions])
+
     def num_parameters(self) -> tuple[int, int]:
         """Total parameters and parameters active for one token (MoE: only top-k experts)."""
         total = sum(p.numel() for p in self.parameters())
@@ -132,9 +241,11 @@ class LagLlamaModel(nn.Module):
         future_observed_values: torch.Tensor,
         past_time_feat: torch.Tensor | None = None,
         future_time_feat: torch.Tensor | None = None,
+        covariates: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Hidden states (B, C + h, n_embd) of every context and future step (teacher forcing),
-        with the targets they predict (raw and scaled), their observed mask, loc and scale."""
+        with the targets they predict (raw and scaled), their observed mask, loc and scale.
+        ``covariates``: the inputs named in ``COVARIATE_INPUTS`` the model was built with."""
         C, P = self.config.context_length, past_target.shape[1]
         h = future_target.shape[1]
         target = torch.cat((past_target, future_target), dim=1)
@@ -146,8 +257,9 @@ class LagLlamaModel(nn.Module):
         if self.config.num_time_features:
             time_feat = torch.cat((past_time_feat[:, P - C :], future_time_feat), dim=1)
         features = self.token_features(series, observed, positions, loc, scale, time_feat)
+        cov = self.covariate_series(past_observed_values, h, covariates)
         return {
-            "hidden": self.decoder(features),
+            "hidden": self.decoder(features, extra=self.covariate_embedding(cov, positions)),
             "target": target[:, positions],
             "scaled_target": series[:, positions],
             "mask": observed[:, positions],
@@ -163,6 +275,7 @@ class LagLlamaModel(nn.Module):
         future_observed_values: torch.Tensor,
         past_time_feat: torch.Tensor | None = None,
         future_time_feat: torch.Tensor | None = None,
+        covariates: dict[str, torch.Tensor] | None = None,
     ) -> tuple[Distribution, torch.Tensor, torch.Tensor]:
         """One-step-ahead distributions for every context and future step (teacher forcing).
 
@@ -176,6 +289,7 @@ class LagLlamaModel(nn.Module):
             future_observed_values,
             past_time_feat,
             future_time_feat,
+            covariates,
         )
         return self.distribution(w["hidden"], w["loc"], w["scale"]), w["target"], w["mask"]
 
@@ -187,6 +301,7 @@ class LagLlamaModel(nn.Module):
         future_observed_values: torch.Tensor,
         past_time_feat: torch.Tensor | None = None,
         future_time_feat: torch.Tensor | None = None,
+        covariates: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Loss per window (B,), averaged over observed context+future steps.
 
@@ -202,6 +317,7 @@ class LagLlamaModel(nn.Module):
             future_observed_values,
             past_time_feat,
             future_time_feat,
+            covariates,
         )
         hidden, loc, scale, mask = w["hidden"], w["loc"], w["scale"], w["mask"]
         if self.config.loss == "huber":
@@ -232,6 +348,7 @@ class LagLlamaModel(nn.Module):
         use_kv_cache: bool = True,
         seeds: torch.Tensor | None = None,
         precision: str = "32",
+        covariates: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """``num_samples`` coherent sample paths (B, num_samples, prediction_length).
 
@@ -258,6 +375,7 @@ class LagLlamaModel(nn.Module):
                     use_kv_cache,
                     seeds,
                     precision,
+                    covariates,
                 )
             finally:
                 self.train()
@@ -273,33 +391,37 @@ class LagLlamaModel(nn.Module):
         time_feat = None
         if self.config.num_time_features:
             time_feat = torch.cat((past_time_feat[:, P - C :], future_time_feat[:, :h]), dim=1)
+        cov = self.covariate_series(past_observed_values, h, covariates)
         seq_len = C + h  # fixed for the whole generation, so dynamic RoPE is consistent
 
-        def features(positions: torch.Tensor) -> torch.Tensor:
+        def decode(
+            positions: torch.Tensor, cache: KVCache | None = None, **kwargs: int
+        ) -> torch.Tensor:
             tf = None if time_feat is None else time_feat[:, positions - (P - C)]
-            return self.token_features(series, observed, positions, loc, scale, tf)
-
-        def decode(x: torch.Tensor, cache: KVCache | None = None, **kwargs: int) -> torch.Tensor:
+            x = self.token_features(series, observed, positions, loc, scale, tf)
+            extra = self.covariate_embedding(cov, positions)
             with sampling_autocast(x.device, precision):
-                return self.decoder(x, cache, **kwargs)
+                return self.decoder(x, cache, extra=extra, **kwargs)
 
         def expand() -> None:  # one row per (series, sample), samples of a series adjacent
-            nonlocal series, observed, loc, scale, time_feat
+            nonlocal series, observed, loc, scale, time_feat, cov
             series, observed = series.repeat_interleave(S, 0), observed.repeat_interleave(S, 0)
             loc, scale = loc.repeat_interleave(S, 0), scale.repeat_interleave(S, 0)
             if time_feat is not None:
                 time_feat = time_feat.repeat_interleave(S, 0)
+            if cov is not None:
+                cov = cov.repeat_interleave(S, 0)
 
         prefix = torch.arange(P - C, P + 1, device=series.device)
         if use_kv_cache:
             cache = self.decoder.new_cache(B, seq_len, series)
-            hidden = decode(features(prefix), cache)[:, -1:]
+            hidden = decode(prefix, cache)[:, -1:]
             cache = cache.expand(S)
             hidden = hidden.repeat_interleave(S, 0)
             expand()
         else:
             expand()
-            hidden = decode(features(prefix), seq_len=seq_len)[:, -1:]
+            hidden = decode(prefix, seq_len=seq_len)[:, -1:]
 
         generators = None
         if seeds is not None:
@@ -319,8 +441,8 @@ class LagLlamaModel(nn.Module):
                 break
             if use_kv_cache:
                 position = torch.tensor([P + i + 1], device=series.device)
-                hidden = decode(features(position), cache)
+                hidden = decode(position, cache)
             else:
                 positions = torch.arange(P - C, P + i + 2, device=series.device)
-                hidden = decode(features(positions), seq_len=seq_len)[:, -1:]
+                hidden = decode(positions, seq_len=seq_len)[:, -1:]
         return paths.view(B, S, h)

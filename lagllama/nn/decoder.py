@@ -131,8 +131,10 @@ class Decoder(nn.Module):
         features: torch.Tensor,
         cache: KVCache | None = None,
         seq_len: int | None = None,
+        extra: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Hidden states ``(B, T, n_embd)`` for features ``(B, T, in_features)``.
+        """Hidden states ``(B, T, n_embd)`` for features ``(B, T, in_features)``; ``extra``
+        ``(B, T, n_embd)`` is added to the embeddings (the covariates' projection).
 
         With a cache, the tokens continue the cached sequence at position ``cache.length``.
         ``seq_len`` is the full length of the sequence (for dynamic RoPE scaling); it defaults
@@ -146,6 +148,8 @@ class Decoder(nn.Module):
         cos, sin = self.rope(positions, seq_len)
         with float32_region(features.device):  # raw lag values keep full precision
             x = self.embed(features)
+            if extra is not None:
+                x = x + extra
         if self.distil_prefix is not None:
             if cache is not None:
                 raise ValueError("a distilling decoder cannot use a KV cache; recompute instead")
