@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import machine
+from lagllama.estimators.time_llm.backbone import BACKBONE_INITS
 from lagllama.estimators.time_llm.lightning_module import LR_SCHEDULES
 from lagllama.estimators.time_llm.module import LOSS_SPACES
 
@@ -79,7 +80,10 @@ def make_datasets(data, start, borders, horizon: int, val_stride: int, test_stri
     return train, val, test, np.stack(truth)
 
 
-def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir: Path, args):
+def make_estimator(
+    name: str, horizon: int, budget_s: float, seed: int, workdir: Path, args, train_sampler=None
+):
+    """``train_sampler``: GluonTS window sampler for all models (default: each model's own)."""
     from lightning.pytorch.callbacks import EarlyStopping
 
     from lagllama.callbacks import CPUTimeBudget
@@ -109,6 +113,7 @@ def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir:
             head="point",
             loss_space=args.tl_loss_space,
             llm_layers=args.tl_layers,
+            backbone_init=args.tl_backbone_init,
             num_prototypes=args.tl_prototypes,
             d_ff=args.tl_d_ff,
             attention_scale=None
@@ -120,6 +125,7 @@ def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir:
             batch_size=32,
             num_batches_per_epoch=args.tl_batches_per_epoch,
             trainer_kwargs=trainer_kwargs,
+            train_sampler=train_sampler,
         )
     if name == "PatchTST":
         from gluonts.torch.model.patch_tst import PatchTSTEstimator
@@ -129,9 +135,11 @@ def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir:
             context_length=SEQ_LEN,
             patch_len=16,
             stride=8,
+            scaling=args.patchtst_scaling,
             batch_size=32,
             num_batches_per_epoch=50,
             trainer_kwargs=trainer_kwargs,
+            train_sampler=train_sampler,
         )
     if name == "DLinear":
         from gluonts.torch.model.d_linear import DLinearEstimator
@@ -142,16 +150,17 @@ def make_estimator(name: str, horizon: int, budget_s: float, seed: int, workdir:
             batch_size=32,
             num_batches_per_epoch=50,
             trainer_kwargs=trainer_kwargs,
+            train_sampler=train_sampler,
         )
     raise ValueError(name)
 
 
-def run_one(name, horizon, datasets, budget_s, seed, workdir, args) -> dict:
+def run_one(name, horizon, datasets, budget_s, seed, workdir, args, train_sampler=None) -> dict:
     import lightning.pytorch as pl
 
     train, val, test, truth = datasets
     pl.seed_everything(seed, workers=True)
-    est = make_estimator(name, horizon, budget_s, seed, workdir, args)
+    est = make_estimator(name, horizon, budget_s, seed, workdir, args, train_sampler)
     t0, c0 = time.perf_counter(), time.process_time()
     out = est.train_model(train, validation_data=val)
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -252,6 +261,12 @@ def main() -> None:
         "--tl-batches-per-epoch", type=int, default=50, help="Time-LLM: batches between validations"
     )
     ap.add_argument("--tl-layers", type=int, default=2, help="Time-LLM: MiniLM layers kept")
+    ap.add_argument(
+        "--tl-backbone-init",
+        default="pretrained",
+        choices=BACKBONE_INITS,
+        help="Time-LLM: MiniLM weights (random: same shape, fresh weights; an ablation)",
+    )
     ap.add_argument("--tl-prototypes", type=int, default=100, help="Time-LLM: text prototypes K")
     ap.add_argument("--tl-lr", type=float, default=1e-3, help="Time-LLM: (peak) learning rate")
     ap.add_argument(
@@ -269,6 +284,12 @@ def main() -> None:
         help="Time-LLM: reprogramming score scale, a number or 'paper' (1/sqrt(d_ff))",
     )
     ap.add_argument("--tl-dropout", type=float, default=0.1, help="Time-LLM: adapter dropout")
+    ap.add_argument(
+        "--patchtst-scaling",
+        default="mean",
+        choices=["mean", "std"],
+        help="PatchTST: input scaling (GluonTS default mean; std is RevIN-like, as the official code)",
+    )
     ap.add_argument(
         "--tl-schedule",
         default="onecycle",
@@ -336,6 +357,7 @@ def main() -> None:
                 if name == "TimeLLM":
                     r["config"] = {
                         "llm_layers": args.tl_layers,
+                        "backbone_init": args.tl_backbone_init,
                         "num_prototypes": args.tl_prototypes,
                         "lr": args.tl_lr,
                         "d_ff": args.tl_d_ff,

