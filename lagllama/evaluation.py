@@ -352,7 +352,8 @@ def backtest(
 
     Seasonal naive is always included, since the aggregate is relative to it. With
     ``in_context_regression`` every model but that reference uses the tasks' known-future
-    covariates (``feat_dynamic_real``; :class:`lagllama.covariates.InContextRegression`).
+    covariates (``feat_dynamic_real``; :class:`lagllama.covariates.InContextRegression`),
+    except a Lag-Llama model trained with covariates, which reads them itself.
     """
     specs: dict[str, PredictorSpec] = {
         name: baseline(name, impute_missing) for name in dict.fromkeys([BASELINE, *baselines])
@@ -365,7 +366,14 @@ def backtest(
         from lagllama.covariates import InContextRegression
 
         def regressed(spec: PredictorSpec) -> Callable[[BacktestTask], Predictor]:
-            return lambda task: InContextRegression(_predictor_for(spec, task))
+            def build(task: BacktestTask) -> Predictor:
+                predictor = _predictor_for(spec, task)
+                config = getattr(getattr(predictor, "prediction_net", None), "config", None)
+                if getattr(config, "num_covariate_features", 0):
+                    return predictor
+                return InContextRegression(predictor)
+
+            return build
 
         specs = {n: s if n == BASELINE else regressed(s) for n, s in specs.items()}
     rows = [

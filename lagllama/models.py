@@ -104,6 +104,8 @@ def lag_llama_factory(
 
         kwargs = {"prediction_length": task.prediction_length, "freq": task.freq}
         kwargs.update(_estimator_kwargs(args))
+        if train and getattr(args, "trained_covariates", False):
+            kwargs.update(covariate_counts(task))
         if len(checkpoints) > 1:
             from lagllama.ensemble import member_predictors
             from lagllama.evaluation import FORECAST_QUANTILES, baseline
@@ -142,6 +144,24 @@ def lag_llama_factory(
         return predictor
 
     return factory
+
+
+def covariate_counts(task: BacktestTask) -> dict[str, int]:
+    """``num_feat_dynamic_real`` / ``num_past_feat_dynamic_real`` of a task's series, for a
+    model that learns them (``--trained-covariates``); an error when it has none."""
+    from lagllama.covariates import KNOWN, PAST
+
+    entry = next(iter(task.dataset))
+    counts = {
+        "num_feat_dynamic_real": len(entry.get(KNOWN, [])),
+        "num_past_feat_dynamic_real": len(entry.get(PAST, [])),
+    }
+    if not any(counts.values()):
+        raise ValueError(
+            f"--trained-covariates: {task.name} has no covariates; name them with --covariates "
+            "or --past-covariates"
+        )
+    return counts
 
 
 def _fine_tune(args: argparse.Namespace, task: BacktestTask, checkpoint: Path, root: Path):

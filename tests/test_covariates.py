@@ -202,3 +202,25 @@ def test_backtests_take_the_covariate_columns_with_their_future_from_the_file(
     args = [*base, "--covariates", "nope", "--output", str(tmp_path / "x")]
     assert main(args) == 2
     assert "covariate column 'nope' not found" in capsys.readouterr().err
+
+
+def test_trained_covariates_from_the_command_line(tmp_path: Path, capsys) -> None:
+    """``--trained-covariates``: the model learns the covariates (saved with them) and is not
+    wrapped in in-context regression; a file without covariates is a clear error."""
+    history, future = _history()
+    full = pd.concat([history, future.assign(target=_truth().to_numpy())])
+    path = tmp_path / "sales.csv"
+    full.sort_values(["item_id", "timestamp"]).to_csv(path, index=False)
+    base = ["train", "--file", str(path), "--prediction-length", str(H), "--num-samples", "10"]
+    base += ["--max-epochs", "1", "--num-batches-per-epoch", "2", "--batch-size", "8"]
+    out = tmp_path / "trained"
+    args = [*base, "--covariates", "price,promo", "--trained-covariates", "--output", str(out)]
+    assert main(args) == 0
+    from gluonts.torch.model.predictor import PyTorchPredictor
+
+    predictor = PyTorchPredictor.deserialize(out / "models" / "sales")
+    assert predictor.prediction_net.config.num_feat_dynamic_real == 3  # price, promo=no, =yes
+    scores = pd.read_csv(out / "results.csv").query("dataset == 'sales'").set_index("model")
+    assert np.isfinite(scores.loc["lag-llama-trained", "WQL"])
+    assert main([*base, "--trained-covariates", "--output", str(tmp_path / "none")]) == 2
+    assert "sales has no covariates" in capsys.readouterr().err

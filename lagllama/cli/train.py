@@ -50,6 +50,13 @@ def _training_arguments(parser: argparse.ArgumentParser, fine_tune: bool = False
         help=f"batches per epoch (default {batches})",
     )
     group.add_argument("--lr", type=float, help="learning rate (default: estimator's/recipe's)")
+    group.add_argument(
+        "--trained-covariates",
+        action="store_true",
+        help="learn --covariates and --past-covariates as model inputs (feat_dynamic_real, "
+        "past_feat_dynamic_real; new input weights start at zero) instead of in-context "
+        "regression; the baselines still use in-context regression",
+    )
     if not fine_tune:
         return
     group.add_argument("--max-minutes", type=float, help="wall-clock budget per dataset")
