@@ -246,7 +246,7 @@ def test_fine_tune_reads_the_architecture_from_the_checkpoint(trained, tmp_path:
         ckpt,
         prediction_length=8,
         freq="h",
-        trainer_kwargs={"max_epochs": 1, **QUIET},
+        trainer_kwargs={"max_epochs": 1, "default_root_dir": str(tmp_path), **QUIET},
         num_batches_per_epoch=2,
         num_parallel_samples=10,
     )
