@@ -45,6 +45,7 @@ from gluonts.torch.model.predictor import PyTorchPredictor
 
 from lagllama.callbacks import CPUTimeBudget
 from lagllama.evaluation import WQL_QUANTILES
+from lagllama.fine_tuning_defaults import DEFAULTS
 
 
 def carve_validation(
@@ -270,20 +271,6 @@ class FineTuneResult:
 
 
 #: Recipe defaults (see benchmarks/fine_tune.py for the measurements behind them).
-DEFAULTS = {
-    "lr": 1e-4,
-    "warmup_steps": 20,
-    "ema_decay": 0.99,
-    "num_batches_per_epoch": 20,
-    "max_epochs": 25,
-    "patience": 10,
-    "freeze_layers": 0,
-    "validation": "forecast",
-    "min_gain": 0.01,
-    "validation_samples": 50,
-    "validation_series": 256,
-    "confirm": True,
-}
 
 
 def fine_tune(

@@ -37,7 +37,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _training_arguments(parser: argparse.ArgumentParser, fine_tune: bool = False) -> None:
-    from lagllama.fine_tuning import DEFAULTS
+    from lagllama.fine_tuning_defaults import DEFAULTS
 
     group = parser.add_argument_group("training")
     epochs = DEFAULTS["max_epochs"] if fine_tune else 5
