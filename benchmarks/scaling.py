@@ -176,6 +176,8 @@ def main() -> None:
                 "seed": args.seed,
                 "machine": machine()["cpu"],
             }
+            # re-read: another scoring run may have added rows since this one started
+            rows = json.loads(ROWS.read_text())["rows"] if ROWS.exists() else []
             rows = [r for r in rows if r["label"] != label] + [row]
             print(json.dumps(row))
             ROWS.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
