@@ -145,6 +145,13 @@ class CheckCovariates(MapTransformation):
             value = np.asarray(self._field(data, name, item), dtype=dtype).reshape(-1)
             if value.shape != (size,):
                 raise ValueError(f"series {item}: {name} must hold {size} values, got {value}")
+            if name == FieldName.FEAT_STATIC_CAT:
+                for i, (code, cardinality) in enumerate(zip(value, c.cardinality)):
+                    if not 0 <= code < cardinality:
+                        raise ValueError(
+                            f"series {item}: feat_static_cat[{i}] = {code} is outside the "
+                            f"cardinality {cardinality} the model was built with"
+                        )
             data[name] = value
         return data
 
@@ -362,8 +369,7 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
                 target_field=FieldName.TARGET, output_field=FieldName.OBSERVED_VALUES
             ),
         ]
-        config = LagLlamaConfig.from_dict(self.model_kwargs)
-        if config.num_covariate_features:
+        if self.config.num_covariate_features:
             steps.append(CheckCovariates(self.model_kwargs, self.prediction_length))
         if self.time_features:
             steps.append(
@@ -383,7 +389,7 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
             "validation": self.validation_sampler,
             "test": TestSplitSampler(),
         }[mode]
-        config = LagLlamaConfig.from_dict(self.model_kwargs)
+        config = self.config
         fields = [FieldName.OBSERVED_VALUES] + ([TIME_FEAT] if self.time_features else [])
         # past-only first: splitting feat_dynamic_real writes its past part to the name
         # "past_feat_dynamic_real", which must be free by then
@@ -404,8 +410,13 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         )
 
     @property
+    def config(self) -> LagLlamaConfig:
+        """The network's architecture, from ``model_kwargs``."""
+        return LagLlamaConfig.from_dict(self.model_kwargs)
+
+    @property
     def prediction_input_names(self) -> list[str]:
-        config = LagLlamaConfig.from_dict(self.model_kwargs)
+        config = self.config
         names = ["past_target", "past_observed_values"]
         names += ["past_time_feat", "future_time_feat"] if self.time_features else []
         counts = (

@@ -172,13 +172,6 @@ class LagLlamaModel(nn.Module):
             )
         if c.num_feat_static_cat:
             cats = self._covariate(covariates, "feat_static_cat", c.num_feat_static_cat).long()
-            for i, cardinality in enumerate(c.cardinality):
-                bad = (cats[:, i] < 0) | (cats[:, i] >= cardinality)
-                if bad.any():
-                    raise ValueError(
-                        f"feat_static_cat[{i}] = {int(cats[bad][0, i])} is outside the "
-                        f"cardinality {cardinality} the model was built with"
-                    )
             static.append(self.embedder(cats))
         if static:
             parts.append(torch.cat(static, dim=-1)[:, None, :].expand(-1, P + h, -1))
