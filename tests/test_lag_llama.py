@@ -76,6 +76,39 @@ def test_cached_sampling_equals_full_recomputation(distr: str, h: int) -> None:
     torch.testing.assert_close(cached, full, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("use_kv_cache", [True, False])
+def test_sampling_never_attends_beyond_the_trained_window(use_kv_cache: bool) -> None:
+    """A horizon five times the training one keeps every decoder call within C + h_train
+    tokens, and the first h_train steps are those of an unbounded window."""
+    model = tiny_model()
+    C, window = model.config.context_length, 12 + 6
+    batch = window_batch(model, h=30)
+    seen = []
+    forward = model.decoder.forward
+
+    def spy(features, cache=None, **kwargs):
+        seen.append((cache.length if cache is not None else 0) + features.shape[1])
+        return forward(features, cache, **kwargs)
+
+    model.decoder.forward = spy
+    torch.manual_seed(0)
+    paths = model.sample(**batch, num_samples=4, prediction_length=30, use_kv_cache=use_kv_cache)
+    assert max(seen) == window and torch.isfinite(paths).all()
+    model.decoder.forward = forward
+    wide = tiny_model(sampling_window=C + 30)
+    wide.load_state_dict(model.state_dict())
+    torch.manual_seed(0)
+    unbounded = wide.sample(**batch, num_samples=4, prediction_length=30, use_kv_cache=use_kv_cache)
+    torch.testing.assert_close(paths[..., : window - C], unbounded[..., : window - C])
+    assert not torch.allclose(paths, unbounded)
+
+
+def window_batch(model: LagLlamaModel, h: int) -> dict[str, torch.Tensor]:
+    """Sampling inputs of :func:`window` (no future targets)."""
+    batch = window(model, h=h)
+    return {k: v for k, v in batch.items() if k not in ("future_target", "future_observed_values")}
+
+
 def test_sampling_is_seeded_and_never_uses_dropout() -> None:
     model = tiny_model(dropout=0.5).train()
     batch = window(model)

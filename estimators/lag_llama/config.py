@@ -29,6 +29,9 @@ class LagLlamaConfig:
     distr_output: str = "student_t"
     rope_scaling: str | None = None
     rope_factor: float = 1.0
+    # most tokens the decoder attends over when sampling (None: context + prediction length,
+    # the training window); longer forecasts restart the window from the last context tokens
+    sampling_window: int | None = None
     # Informer / Time-MoE options; the defaults are the plain Lag-Llama decoder
     attention: str = "full"
     probsparse_factor: float = 5.0
@@ -66,6 +69,11 @@ class LagLlamaConfig:
                 f"{self.distr_output} takes a scale but no location: use scaling='mean' or 'none'"
             )
 
+        if self.sampling_window is not None and self.sampling_window <= self.context_length:
+            raise ValueError(
+                f"sampling_window must exceed context_length ({self.context_length}), "
+                f"got {self.sampling_window}"
+            )
         if self.attention not in ("full", "probsparse"):
             raise ValueError(f"unknown attention {self.attention!r}; use 'full' or 'probsparse'")
         if self.probsparse_factor <= 0:

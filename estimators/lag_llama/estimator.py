@@ -214,6 +214,7 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         distr_output: str = "student_t",
         rope_scaling: str | None = None,
         rope_factor: float = 1.0,
+        sampling_window: int | None = None,
         attention: str = "full",
         probsparse_factor: float = 5.0,
         distil: bool = False,
@@ -267,6 +268,7 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
             distr_output=distr_output,
             rope_scaling=rope_scaling,
             rope_factor=rope_factor,
+            sampling_window=sampling_window,
             attention=attention,
             probsparse_factor=probsparse_factor,
             distil=distil,
@@ -340,6 +342,11 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         for key in TRAINING_CONFIG_ARGS:
             arch[key] = model_kwargs[key]
         arch.update({k: v for k, v in overrides.items() if k not in ARCHITECTURE_ARGS})
+        if "sampling_window" not in overrides:  # never attend over more than was trained on
+            trained = model_kwargs["sampling_window"] or (
+                model_kwargs["context_length"] + model_kwargs["prediction_length"]
+            )
+            arch["sampling_window"] = max(trained, (arch["context_length"] or 0) + 1)
         return cls(prediction_length=prediction_length, init_checkpoint=str(path), **arch)
 
     def train_model(self, *args: Any, **kwargs: Any) -> Any:

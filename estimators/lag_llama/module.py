@@ -385,7 +385,11 @@ class LagLlamaModel(nn.Module):
         if self.config.num_time_features:
             time_feat = torch.cat((past_time_feat[:, P - C :], future_time_feat[:, :h]), dim=1)
         cov = self.covariate_series(past_observed_values, h, covariates)
-        seq_len = C + h  # fixed for the whole generation, so dynamic RoPE is consistent
+        # Never attend over more tokens than training did: a full window restarts from the
+        # last C tokens (cache refilled), so long horizons stay in the trained regime.
+        window = self.config.sampling_window or C + self.config.prediction_length
+        window = max(window, C + 1)
+        seq_len = min(C + h, window)  # fixed for the whole generation (dynamic RoPE)
 
         def decode(
             positions: torch.Tensor, cache: KVCache | None = None, **kwargs: int
@@ -422,6 +426,7 @@ class LagLlamaModel(nn.Module):
                 torch.Generator(series.device).manual_seed(int(s)) for s in seeds.tolist()
             ]
         paths = torch.empty(B * S, h, dtype=series.dtype, device=series.device)
+        start = P - C  # first position of the attended window
         for i in range(h):
             distr = self.distribution(hidden, loc, scale)
             if generators is None:
@@ -432,10 +437,17 @@ class LagLlamaModel(nn.Module):
             series[:, P + i] = ((value - loc[:, 0]) / scale[:, 0]).nan_to_num(0.0)
             if i + 1 == h:
                 break
-            if use_kv_cache:
-                position = torch.tensor([P + i + 1], device=series.device)
-                hidden = decode(position, cache)
+            token = P + i + 1
+            restart = token - start + 1 > window
+            if restart:
+                start = token - C
+            if use_kv_cache and not restart:
+                hidden = decode(torch.tensor([token], device=series.device), cache)
             else:
-                positions = torch.arange(P - C, P + i + 2, device=series.device)
-                hidden = decode(positions, seq_len=seq_len)[:, -1:]
+                positions = torch.arange(start, token + 1, device=series.device)
+                if use_kv_cache:
+                    cache = self.decoder.new_cache(B * S, seq_len, series)
+                    hidden = decode(positions, cache)[:, -1:]
+                else:
+                    hidden = decode(positions, seq_len=seq_len)[:, -1:]
         return paths.view(B, S, h)
