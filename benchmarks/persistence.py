@@ -101,7 +101,9 @@ def main() -> None:
     if args.snapshot_dir:
         command += f" --snapshot-dir {args.snapshot_dir}"
     lines += ["", f"Command: `{command}`"]
-    write_results(f"persistence_{args.dataset}", {"rows": rows, "command": command}, "\n".join(lines))
+    write_results(
+        f"persistence_{args.dataset}", {"rows": rows, "command": command}, "\n".join(lines)
+    )
 
 
 if __name__ == "__main__":

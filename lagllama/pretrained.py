@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-DEFAULT_NAME = "lagllama-small"
+DEFAULT_NAME = "lagllama-v2-small-seed1"
 #: Folder of the shipped checkpoints (package data).
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 #: Where Lightning-format copies for ``init_checkpoint`` are materialised.

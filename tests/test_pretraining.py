@@ -450,11 +450,11 @@ def test_shipped_checkpoint_verifies_and_forecasts(tmp_path: Path, monkeypatch, 
 
 @needs_shipped
 def test_corrupted_checkpoint_copy_fails_clearly(tmp_path: Path):
-    from lagllama.pretrained import ChecksumError, load_pretrained
+    from lagllama.pretrained import DEFAULT_NAME, ChecksumError, load_pretrained
 
     for suffix in (".json", ".safetensors"):
-        shutil.copy(SHIPPED / f"lagllama-small{suffix}", tmp_path)
-    weights = tmp_path / "lagllama-small.safetensors"
+        shutil.copy(SHIPPED / f"{DEFAULT_NAME}{suffix}", tmp_path)
+    weights = tmp_path / f"{DEFAULT_NAME}.safetensors"
     load_pretrained(directory=tmp_path)  # the intact copy loads
     blob = bytearray(weights.read_bytes())
     blob[-10] ^= 0xFF
