@@ -387,8 +387,7 @@ class LagLlamaModel(nn.Module):
         cov = self.covariate_series(past_observed_values, h, covariates)
         # Never attend over more tokens than training did: a full window restarts from the
         # last C tokens (cache refilled), so long horizons stay in the trained regime.
-        window = self.config.sampling_window or C + self.config.prediction_length
-        window = max(window, C + 1)
+        window = self.config.sampling_window or C + self.config.prediction_length  # > C
         seq_len = min(C + h, window)  # fixed for the whole generation (dynamic RoPE)
 
         def decode(
