@@ -299,6 +299,35 @@ def test_fine_tune_reads_the_architecture_from_the_checkpoint(trained, tmp_path:
         LagLlamaEstimator.from_checkpoint(ckpt, prediction_length=8, n_layer=5)
 
 
+def test_fine_tuning_on_a_longer_horizon_widens_the_inherited_window(
+    trained, tmp_path: Path
+) -> None:
+    """Zero-shot keeps the checkpoint's window (context 32 + horizon 12); fine-tuning at
+    horizon 20 trains on 52 tokens, so its predictor, and its checkpoint, sample with 52."""
+
+    def window(predictor: PyTorchPredictor) -> int:
+        return predictor.prediction_net.model.config.sampling_window
+
+    _, _, ckpt = trained
+    tuned = LagLlamaEstimator.from_checkpoint(
+        ckpt,
+        prediction_length=20,
+        freq="h",
+        trainer_kwargs={"max_epochs": 1, "default_root_dir": str(tmp_path), **QUIET},
+        num_batches_per_epoch=1,
+    )
+    assert window(tuned.create_zero_shot_predictor()) == 32 + 12
+    assert window(tuned.train(hourly_dataset())) == 32 + 20
+    assert tuned.model_kwargs["sampling_window"] == 32 + 12  # the estimator is unchanged
+    saved = max(tmp_path.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    assert LagLlamaEstimator.from_checkpoint(saved, 20).model_kwargs["sampling_window"] == 52
+    explicit = LagLlamaEstimator.from_checkpoint(
+        ckpt, 20, sampling_window=40, freq="h", trainer_kwargs=tuned.trainer_kwargs,
+        num_batches_per_epoch=1,
+    )
+    assert window(explicit.train(hourly_dataset())) == 40
+
+
 def test_wrong_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"lr": 1.0}}, bad)

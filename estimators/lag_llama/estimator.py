@@ -298,6 +298,7 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         self.batch_size = batch_size
         self.num_batches_per_epoch = num_batches_per_epoch
         self.init_checkpoint = init_checkpoint
+        self._window_from_checkpoint = False  # set by from_checkpoint; widened by training
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
         self.ema_decay = ema_decay
@@ -347,7 +348,9 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
                 model_kwargs["context_length"] + model_kwargs["prediction_length"]
             )
             arch["sampling_window"] = max(trained, (arch["context_length"] or 0) + 1)
-        return cls(prediction_length=prediction_length, init_checkpoint=str(path), **arch)
+        estimator = cls(prediction_length=prediction_length, init_checkpoint=str(path), **arch)
+        estimator._window_from_checkpoint = "sampling_window" not in overrides
+        return estimator
 
     def train_model(self, *args: Any, **kwargs: Any) -> Any:
         """GluonTS training, plus the EMA callback; ``trainer_kwargs`` survive the call
@@ -355,15 +358,21 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
 
         With ``ema_decay`` the returned network holds the final averaged weights (GluonTS
         reloads its weights-only "best" checkpoint, which holds the raw weights).
+        A window inherited from a checkpoint widens to the one trained here, so a model
+        fine-tuned on a longer horizon samples with all the context it was trained with.
         """
-        saved = dict(self.trainer_kwargs)
+        saved, model_kwargs = dict(self.trainer_kwargs), self.model_kwargs
         callbacks = list(saved.get("callbacks", []))
         ema = _FinalEMA(decay=self.ema_decay) if self.ema_decay is not None else None
         self.trainer_kwargs = {**saved, "callbacks": callbacks + ([ema] if ema else [])}
+        if self._window_from_checkpoint:
+            trained = self.context_length + self.prediction_length
+            window = max(model_kwargs["sampling_window"], trained)
+            self.model_kwargs = {**model_kwargs, "sampling_window": window}
         try:
             out = super().train_model(*args, **kwargs)
         finally:
-            self.trainer_kwargs = saved
+            self.trainer_kwargs, self.model_kwargs = saved, model_kwargs
         if ema is not None and ema.final_state is not None:
             out.trained_net.load_state_dict(ema.final_state)  # the predictor shares this net
         return out
