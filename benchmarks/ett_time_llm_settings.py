@@ -376,19 +376,20 @@ def write_markdown(res: dict, path: Path) -> None:
         (Setting(**s) for s in res["settings"].values()),
         key=lambda s: (SETTINGS.index(s.name), s.source),
     )
-    shown = [m for m in MODELS if m not in ABLATIONS]
     lines += [
-        "## Summary: MSE (mean over seeds)",
+        "## Summary: MSE (mean over seeds; the ablations run in the few-shot settings only)",
         "",
-        f"| setting | horizon | {' | '.join(shown)} | Time-LLM (paper) |",
-        "|---|---|" + "---|" * (len(shown) + 1),
+        f"| setting | horizon | seeds | {' | '.join(MODELS)} | Time-LLM (paper) |",
+        "|---|---|---|" + "---|" * (len(MODELS) + 1),
     ]
     for s in settings:
         for h, cell in sorted(res["results"].get(s.key, {}).items(), key=lambda kv: int(kv[0])):
             pub = paper(s, int(h), "TimeLLM")
-            mse = [f"{cell[m]['mse']:.3f}" if m in cell else "-" for m in shown]
+            mse = [f"{cell[m]['mse']:.3f}" if m in cell else "-" for m in MODELS]
+            seeds = min((len(cell[m]["seeds"]) for m in cell if m not in UNTRAINED), default=0)
             lines.append(
-                f"| {s.label} | {h} | {' | '.join(mse)} | {f'{pub[0]:.3f}' if pub else '-'} |"
+                f"| {s.label} | {h} | {seeds} | {' | '.join(mse)} | "
+                f"{f'{pub[0]:.3f}' if pub else '-'} |"
             )
     lines.append("")
     for s in settings:

@@ -322,7 +322,11 @@ def test_fine_tuning_on_a_longer_horizon_widens_the_inherited_window(
     saved = max(tmp_path.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
     assert LagLlamaEstimator.from_checkpoint(saved, 20).model_kwargs["sampling_window"] == 52
     explicit = LagLlamaEstimator.from_checkpoint(
-        ckpt, 20, sampling_window=40, freq="h", trainer_kwargs=tuned.trainer_kwargs,
+        ckpt,
+        20,
+        sampling_window=40,
+        freq="h",
+        trainer_kwargs=tuned.trainer_kwargs,
         num_batches_per_epoch=1,
     )
     assert window(explicit.train(hourly_dataset())) == 40

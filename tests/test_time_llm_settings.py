@@ -29,6 +29,8 @@ from benchmarks.ett_time_llm_settings import (  # noqa: E402
     make_data,
     seasonal_naive,
     split_of,
+    summarise,
+    write_markdown,
 )
 from lagllama.estimators.time_llm import TimeLLMEstimator, TimeLLMModel  # noqa: E402
 
@@ -165,6 +167,32 @@ def _kwargs(**extra) -> dict:
         **SMALL,
         **extra,
     }
+
+
+def test_summary_reports_seed_means_and_the_seed_count(tmp_path):
+    """The summary row is the mean over seeds, says how many, and marks missing models."""
+    few10 = Setting("few10", "ETTh1", "ETTh1")
+    runs = {str(seed): {"mse": mse, "mae": 0.4} for seed, mse in enumerate((0.4, 0.5, 0.6))}
+    cell = {
+        "TimeLLM": {**summarise(runs), "runs": runs},
+        "DLinear": {**summarise({"0": runs["0"]}), "runs": {"0": runs["0"]}},
+        "SeasonalNaive": {**summarise({"0": runs["2"]}), "runs": {"0": runs["2"]}},
+    }
+    res = {
+        "machine": {"cpu": "test", "cores": 2, "torch": "x", "torch_threads": 1},
+        "protocol": {"description": "test", "budget_cpu_seconds": 600.0},
+        "settings": {few10.key: vars(few10)},
+        "results": {few10.key: {"96": cell}},
+    }
+    write_markdown(res, tmp_path / "out.md")
+    row = next(
+        line
+        for line in (tmp_path / "out.md").read_text().splitlines()
+        if line.startswith("| few-shot 10%, ETTh1 | 96 |")
+    )
+    assert row.split(" | ")[2:6] == ["1", "0.500", "-", "-"]  # min seeds; TimeLLM mean
+    assert row.split(" | ")[-2] == "0.600"  # seasonal naive
+    assert cell["TimeLLM"]["mse_std"] == pytest.approx(0.1)  # sample standard deviation
 
 
 def test_random_backbone_has_the_pretrained_shape_and_other_weights():
