@@ -343,13 +343,14 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         for key in TRAINING_CONFIG_ARGS:
             arch[key] = model_kwargs[key]
         arch.update({k: v for k, v in overrides.items() if k not in ARCHITECTURE_ARGS})
-        if "sampling_window" not in overrides:  # never attend over more than was trained on
+        inherit_window = "sampling_window" not in overrides
+        if inherit_window:  # never attend over more than was trained on
             trained = model_kwargs["sampling_window"] or (
                 model_kwargs["context_length"] + model_kwargs["prediction_length"]
             )
             arch["sampling_window"] = max(trained, (arch["context_length"] or 0) + 1)
         estimator = cls(prediction_length=prediction_length, init_checkpoint=str(path), **arch)
-        estimator._window_from_checkpoint = "sampling_window" not in overrides
+        estimator._window_from_checkpoint = inherit_window
         return estimator
 
     def train_model(self, *args: Any, **kwargs: Any) -> Any:
