@@ -31,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="end this chunk at optimiser step N (the lr schedule still follows `steps`)",
     )
     p.add_argument(
+        "--seed",
+        type=int,
+        help="another pretraining seed of the config's recipe: its name and output folder "
+        "get a -seedN suffix",
+    )
+    p.add_argument(
         "--export",
         type=Path,
         metavar="DIR",
@@ -50,6 +56,10 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         if getattr(args, key) is not None:
             value = getattr(args, key)
             setattr(config, key, int(value) if key == "devices" and value.isdigit() else value)
+    if args.seed is not None and args.seed != config.seed:
+        config.seed = args.seed
+        config.name = f"{config.name}-seed{args.seed}"
+        config.output_dir = f"{config.output_dir}-seed{args.seed}"
     summary = run_pretraining(config, max_minutes=args.max_minutes, stop_at_step=args.stop_at_step)
     if args.export is not None:
         from lagllama.pretrained import export_checkpoint

@@ -57,6 +57,9 @@ class PretrainConfig:
     tsmixup_alpha: float = 1.5
     augmentation: dict[str, float] = field(default_factory=dict)
     # validation: whole real series held out (by item_id hash), scored every val_every_steps
+    # leave out the broad dev benchmark's holdouts (corpus.BROAD_HOLDOUTS); runs before
+    # issue 38 trained on them
+    broad_holdout: bool = True
     validation_share: float = 0.0
     validation_windows: int = 512
     val_every_steps: int = 500

@@ -25,6 +25,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,72 @@ PRETRAINING_SOURCES = (
 #: (h = the M4 horizon), a signal of thousands of series (see ``benchmarks/m4_holdout.py``).
 DEV_HOLDOUT = {"corpus/m4_yearly": 6, "corpus/m4_quarterly": 8}
 DEV_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """One dataset of the broad dev benchmark (``benchmarks/dev_broad.py``): a ``share`` of
+    the ``sources``' series of base frequency ``freq`` with at least ``min_length`` points
+    (three rolling windows of the longest horizon and some history), chosen by a salted hash
+    of the id, so the split depends on nothing else; scored at each of ``horizons``."""
+
+    name: str
+    group: str
+    freq: str
+    sources: tuple[str, ...]
+    share: float
+    min_length: int
+    horizons: tuple[int, ...]
+
+    def holds(self, source: str, entry: dict) -> bool:
+        """Whether ``entry`` of ``source`` belongs to this holdout."""
+        return (
+            source in self.sources
+            and base_freq(entry["start"]) == self.freq
+            and len(entry["target"]) >= self.min_length
+            and bool(np.nanstd(entry["target"][-self.min_length :]) > 0)
+            and hash_share(entry["item_id"], salt="broad:") < self.share
+        )
+
+
+_MONTHLY = (
+    "corpus/tsdl",
+    "corpus/tsibbledata",
+    "corpus/rdatasets_ts",
+    "corpus/nngc1",
+    "corpus/m4_monthly",
+    "corpus/misc_single",
+)
+_YEARLY = ("corpus/tsdl", "corpus/tsibbledata", "corpus/rdatasets_ts", "corpus/nngc1")
+#: The broad dev benchmark's holdouts (issue 38): seasonal monthly series at long horizons,
+#: the high frequencies, and yearly/quarterly series of other sources than M4 (whose holdout
+#: is :data:`DEV_HOLDOUT`). Series counts are in ``benchmarks/results/dev_broad.md``; only
+#: pretraining runs with ``broad_holdout`` (the default since) leave them out.
+BROAD_HOLDOUTS = (
+    Holdout("monthly_dev", "monthly", "M", _MONTHLY, 0.09, 108, (18, 24)),
+    Holdout("daily_dev", "daily/weekly/hourly", "D", ("corpus/m4_daily",), 0.11, 98, (14,)),
+    Holdout(
+        "weekly_dev",
+        "daily/weekly/hourly",
+        "W",
+        ("m4_weekly", "corpus/tsibbledata", "corpus/tsdl"),
+        0.11,
+        91,
+        (13,),
+    ),
+    Holdout(
+        "hourly_dev",
+        "daily/weekly/hourly",
+        "h",
+        ("m4_hourly", "corpus/rdatasets_ts"),
+        0.11,
+        312,
+        (48,),
+    ),
+    Holdout("yearly_dev", "yearly/quarterly", "Y", _YEARLY, 0.25, 30, (6,)),
+    Holdout("owid_dev", "yearly/quarterly", "Y", ("corpus/owid_yearly",), 0.002, 30, (6,)),
+    Holdout("quarterly_dev", "yearly/quarterly", "Q", _YEARLY, 0.25, 40, (8,)),
+)
 #: Fixed start for series without timestamps, and the frequency assumed when unknown.
 DEFAULT_START = "2000-01-01"
 DEFAULT_FREQ = "D"
@@ -145,8 +212,18 @@ def hash_share(item_id: str, salt: str = "") -> float:
 
 
 def is_dev(source: str, item_id: str) -> bool:
-    """Whether a series belongs to the dev holdout (:data:`DEV_HOLDOUT`)."""
+    """Whether a series belongs to the M4 dev holdout (:data:`DEV_HOLDOUT`)."""
     return source in DEV_HOLDOUT and hash_share(item_id, salt="dev:") < DEV_SHARE
+
+
+def base_freq(start: pd.Period) -> str:
+    """The unanchored frequency of a series' start (``Y-DEC`` -> ``Y``, ``W-SUN`` -> ``W``)."""
+    return start.freqstr.split("-")[0]
+
+
+def broad_holdout_of(source: str, entry: dict) -> Holdout | None:
+    """The :data:`BROAD_HOLDOUTS` dataset ``entry`` of ``source`` belongs to, if any."""
+    return next((h for h in BROAD_HOLDOUTS if h.holds(source, entry)), None)
 
 
 def _source_stem(name: str) -> str:
@@ -211,9 +288,11 @@ def build_corpus(
     seed: int = 0,
     min_length: int = 2,
     decontaminate: bool = True,
+    broad_holdout: bool = True,
 ) -> dict[str, list[dict]]:
     """``{source name: entries}``; series with fewer than ``min_length`` observed values dropped,
-    and the dev holdout (:func:`is_dev`) and :data:`COVARIATE_BENCHMARK_SERIES` never included.
+    and the dev holdout (:func:`is_dev`) and :data:`COVARIATE_BENCHMARK_SERIES` never included,
+    nor (with ``broad_holdout``) the :data:`BROAD_HOLDOUTS`.
 
     With ``decontaminate``, series that contain the start of any evaluation series found in
     the data folder are dropped too (see :func:`eval_overlaps`), besides the known ones.
@@ -228,6 +307,7 @@ def build_corpus(
             and e["item_id"] not in KNOWN_EVAL_OVERLAPS
             and e["item_id"] not in COVARIATE_BENCHMARK_SERIES
             and not is_dev(name, e["item_id"])
+            and not (broad_holdout and broad_holdout_of(name, e))
         ]
         if decontaminate and name != "synthetic":
             leaked = eval_overlaps(entries, data_dir)
@@ -266,6 +346,26 @@ def dev_holdout(data_dir: str | Path | None = None) -> dict[str, tuple[list[dict
         name: ([e for e in load_source(name, data_dir) if is_dev(name, e["item_id"])], h)
         for name, h in DEV_HOLDOUT.items()
     }
+
+
+def broad_holdouts(data_dir: str | Path | None = None) -> dict[Holdout, list[dict]]:
+    """``{holdout: entries}`` of :data:`BROAD_HOLDOUTS`, whole series, with the series that
+    pretraining drops anyway (evaluation overlaps, the covariate benchmark's) left out."""
+    sources = dict.fromkeys(s for h in BROAD_HOLDOUTS for s in h.sources)
+    held: dict[Holdout, list[dict]] = {h: [] for h in BROAD_HOLDOUTS}
+    for name in sources:
+        entries = [
+            e
+            for e in load_source(name, data_dir)
+            if e["item_id"] not in KNOWN_EVAL_OVERLAPS
+            and e["item_id"] not in COVARIATE_BENCHMARK_SERIES
+        ]
+        leaked = eval_overlaps(entries, data_dir)
+        for entry in entries:
+            holdout = broad_holdout_of(name, entry)
+            if holdout is not None and entry["item_id"] not in leaked:
+                held[holdout].append(entry)
+    return held
 
 
 def _window_keys(values: np.ndarray, k: int) -> np.ndarray:

@@ -85,7 +85,7 @@ def make_estimator(cfg: PretrainConfig):
 def load_corpus(cfg: PretrainConfig, cache_dir: Path | None = None) -> dict[str, list[dict]]:
     """The corpus of the config; synthetic series are cached in ``cache_dir`` (slow to draw)."""
     real = [s for s in cfg.sources if s not in GENERATED_SOURCES and cfg.sources[s] > 0]
-    corpus = build_corpus(real, cfg.data_dir) if real else {}
+    corpus = build_corpus(real, cfg.data_dir, broad_holdout=cfg.broad_holdout) if real else {}
     if cfg.sources.get("synthetic", 0) > 0:
         corpus["synthetic"] = _synthetic(cfg, cache_dir)
     return corpus
