@@ -74,7 +74,9 @@ def test_no_holdout_series_reaches_the_v3_pretraining_corpus(shared_datasets: Pa
     corpus = load_corpus(config)
     trained = {e["item_id"] for entries in corpus.values() for e in entries}
     held = broad_holdouts(shared_datasets)
-    held_ids = {e["item_id"] for h, entries in held.items() if h.name != "owid_dev" for e in entries}
+    held_ids = {
+        e["item_id"] for h, entries in held.items() if h.name != "owid_dev" for e in entries
+    }
     assert len(held_ids) > 900
     assert not trained & held_ids
     for holdout, entries in held.items():
