@@ -24,9 +24,10 @@ import pandas as pd
 import torch
 
 from benchmarks.common import require_dataset, write_results
-from lagllama.baselines import NEURAL_BASELINES, neural_baseline
-from lagllama.estimators import LagLlamaEstimator
-from lagllama.evaluation import backtest, repository_task
+from lagllama.data.tasks import repository_task
+from lagllama.estimators.lag_llama import LagLlamaEstimator
+from lagllama.evaluation.backtest import backtest
+from lagllama.evaluation.neural_baselines import NEURAL_BASELINES, neural_baseline
 
 #: Lag-Llama variants: same depth and width, one option changed each.
 VARIANTS = {

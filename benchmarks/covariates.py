@@ -15,12 +15,12 @@ Datasets (real, held out of every pretraining corpus: ``COVARIATE_BENCHMARK_SERI
   from the 2 years before it.
 
 Models, every one scored on the same windows: Lag-Llama zero-shot without and with in-context
-regression (:mod:`lagllama.covariates`); seasonal naive and AutoETS without and with it;
+regression (:mod:`lagllama.forecasting.covariates`); seasonal naive and AutoETS without and with it;
 GluonTS DeepAR trained on the history before the first origin without and with
 ``feat_dynamic_real``; statsforecast AutoARIMA (stepwise, approximate likelihood, orders
 p, q <= 2 and P, Q <= 1) with the covariates as exogenous regressors, fitted on the last
 ``--arima-context`` points of each window. WQL over quantiles 0.1..0.9 and MASE
-(``lagllama.evaluation``). Writes ``results/covariates.{md,json}``.
+(``lagllama.evaluation.backtest``). Writes ``results/covariates.{md,json}``.
 """
 
 from __future__ import annotations
@@ -37,13 +37,9 @@ from gluonts.model import Predictor
 from gluonts.model.forecast import QuantileForecast
 
 from benchmarks.common import machine, write_results
-from lagllama.covariates import KNOWN, InContextRegression, WithoutCovariates
-from lagllama.evaluation import (
-    BacktestTask,
-    _markdown_table,
-    backtest,
-    baseline,
-)
+from lagllama.data.tasks import BacktestTask
+from lagllama.evaluation.backtest import backtest, baseline, markdown_table
+from lagllama.forecasting.covariates import KNOWN, InContextRegression, WithoutCovariates
 from lagllama.pretraining.corpus import load_source
 from lagllama.settings import shared_datasets_dir
 
@@ -194,7 +190,7 @@ def lag_llama_tuned(model: str, train: list[dict], h: int, freq: str, covariates
     """Lag-Llama fine-tuned from ``model`` on ``train`` for a fixed number of steps, with the
     known covariates as trained inputs (``num_feat_dynamic_real``; their weights start at
     zero) or without them: the same steps, learning rate and seed on both sides."""
-    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.estimators.lag_llama import LagLlamaEstimator
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)  # noqa: NPY002 (GluonTS samplers use the global RNG)
@@ -224,7 +220,7 @@ def lag_llama_tuned(model: str, train: list[dict], h: int, freq: str, covariates
 
 
 def lag_llama(model: str, task: BacktestTask, args) -> Predictor:
-    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.estimators.lag_llama import LagLlamaEstimator
 
     kwargs = {"freq": task.freq, "num_parallel_samples": args.num_samples}
     if model.endswith(".ckpt"):
@@ -341,8 +337,8 @@ def main() -> None:
             f"{args.deepar_epochs} epochs x 50 batches of 64); AutoARIMA fitted on "
             f"the last {args.arima_context} (vic_elec) / 364 (births) points of each window. "
             f"{info['torch_threads']} torch threads, {info['cpu']}.",
-            "## With against without\n\n" + _markdown_table(gains),
-            "## All scores\n\n" + _markdown_table(table),
+            "## With against without\n\n" + markdown_table(gains),
+            "## All scores\n\n" + markdown_table(table),
             f"Total wall time {wall:.0f} s.",
         ]
     )

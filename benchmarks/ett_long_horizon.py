@@ -86,7 +86,7 @@ def make_estimator(
     """``train_sampler``: GluonTS window sampler for all models (default: each model's own)."""
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from lagllama.callbacks import CPUTimeBudget
+    from lagllama.training.callbacks import CPUTimeBudget
 
     callbacks = [CPUTimeBudget(budget_s)]
     if args.patience:

@@ -289,7 +289,7 @@ def seasonal_naive(test: list[dict], horizon: int, season: int = SEASON) -> np.n
 
 def lag_llama_zero_shot(data: SettingData, horizon: int, name: str, num_samples: int) -> dict:
     """The shipped Lag-Llama, no training: median of ``num_samples`` paths (sampling seed 0)."""
-    from lagllama.forecasting import lag_llama_predictor
+    from lagllama.forecasting.specs import lag_llama_predictor
     from lagllama.pretrained import checkpoint_path
 
     predictor = lag_llama_predictor(checkpoint_path(name), horizon, num_samples=num_samples)

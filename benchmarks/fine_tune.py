@@ -7,7 +7,7 @@
     python -m benchmarks.fine_tune --combine part_a,part_b
 
 For each dataset, in one run: seasonal naive and AutoETS; the shipped checkpoint zero-shot;
-the same checkpoint fine-tuned with ``lagllama.fine_tuning.fine_tune`` (validation window
+the same checkpoint fine-tuned with ``lagllama.training.fine_tuning.fine_tune`` (validation window
 carved from the end of the training series, early stopping, best weights, EMA); and the
 same architecture trained from random weights with the same recipe except the learning
 rate, under the same CPU-time budget. One test window per series (each dataset's
@@ -27,14 +27,15 @@ import pandas as pd
 import torch
 
 from benchmarks.common import RESULTS, write_results
-from lagllama.evaluation import _markdown_table, backtest, relative_scores, repository_task
+from lagllama.data.tasks import repository_task
+from lagllama.evaluation.backtest import backtest, markdown_table, relative_scores
 from lagllama.pretraining.corpus import EVAL_DATASETS
 from lagllama.settings import shared_datasets_dir
 
 ZERO_SHOT, FINE_TUNED, SCRATCH = "zero-shot", "fine-tuned", "from scratch"
 
 
-def _names(text: str) -> list[str]:
+def names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
@@ -83,16 +84,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.combine:
-        combine(_names(args.combine), args.output)
+        combine(names(args.combine), args.output)
         return
 
-    from lagllama.estimators import LagLlamaEstimator
-    from lagllama.fine_tuning import DEFAULTS, fine_tune
+    from lagllama.estimators.lag_llama import LagLlamaEstimator
     from lagllama.pretrained import DEFAULT_NAME
+    from lagllama.training.fine_tuning import fine_tune
+    from lagllama.training.fine_tuning_defaults import DEFAULTS
 
     name = args.name or DEFAULT_NAME
     tasks = []
-    for dataset in _names(args.datasets):
+    for dataset in names(args.datasets):
         try:
             tasks.append(repository_task(dataset, args.data_dir, download=False))
         except FileNotFoundError:
@@ -201,7 +203,7 @@ def combine(parts: list[str], output: str) -> None:
 
 def write_report(payload: dict, output: str) -> None:
     """Markdown, JSON and the bar chart of one run (or of combined parts)."""
-    from lagllama.fine_tuning import DEFAULTS
+    from lagllama.training.fine_tuning_defaults import DEFAULTS
 
     results = pd.DataFrame(payload["results"])
     name, wall = payload["checkpoint"], payload["wall_s"]
@@ -229,19 +231,19 @@ def write_report(payload: dict, output: str) -> None:
         f"patience {DEFAULTS['patience']} epochs of {DEFAULTS['num_batches_per_epoch']} batches, "
         f"EMA {DEFAULTS['ema_decay']}.",
         "## Per dataset\n\n"
-        + _markdown_table(
+        + markdown_table(
             relative[["dataset", "model", "WQL", "rel_WQL", "MASE", "runtime_s"]].sort_values(
                 ["dataset", "model"], kind="stable"
             )
         ),
         "## Aggregate (geometric mean of score / seasonal-naive score)\n\n"
-        + _markdown_table(aggregate),
+        + markdown_table(aggregate),
         f"Fine-tuned beats zero-shot in WQL on {better} of {len(pivot)} datasets; its worst "
         f"ratio to zero-shot is {worst:.3f}. Aggregate relative WQL: zero-shot "
         f"{agg[ZERO_SHOT]:.3f}, fine-tuned {agg[FINE_TUNED]:.3f} "
         f"({agg[FINE_TUNED] / agg[ZERO_SHOT] - 1:+.1%}), from scratch {agg[SCRATCH]:.3f} "
         f"(fine-tuned vs scratch {agg[FINE_TUNED] / agg[SCRATCH] - 1:+.1%}).",
-        "## Training runs\n\n" + _markdown_table(train_table),
+        "## Training runs\n\n" + markdown_table(train_table),
         f"![relative WQL]({chart.name})",
         f"Total wall time {wall:.0f} s"
         + (

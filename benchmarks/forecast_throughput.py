@@ -61,14 +61,14 @@ def run_job(engine: str, source: Path, output: Path, cores: int) -> None:
     """Child process: one forecast job; prints its series count and seconds as JSON."""
     import torch
 
-    from lagllama.forecasting import file_chunks, forecast_chunks
+    from lagllama.forecasting.files import file_chunks, forecast_chunks
 
     chunks = file_chunks(source, HORIZON)
     options = {"num_samples": SAMPLES, "seed": SEED, "progress": False}
     if engine == "ray":
         import ray
 
-        from lagllama.forecasting_ray import forecast_ray
+        from lagllama.forecasting.ray_engine import forecast_ray
 
         start = time.perf_counter()
         ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)

@@ -47,7 +47,7 @@ from gluonts.dataset.split import split
 
 from benchmarks.calibration import gflops
 from benchmarks.common import require_dataset, write_results
-from lagllama.estimators import LagLlamaEstimator
+from lagllama.estimators.lag_llama import LagLlamaEstimator
 from lagllama.nn.precision import cpu_has_bf16
 from lagllama.settings import shared_datasets_dir
 

@@ -51,7 +51,7 @@ def persistence(inputs: list[dict], labels: list[dict], medians: list[np.ndarray
 
 
 def main() -> None:
-    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.estimators.lag_llama import LagLlamaEstimator
     from lagllama.pretrained import checkpoint_path
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

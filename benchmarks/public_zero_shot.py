@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import RESULTS, write_results
-from lagllama.evaluation import _markdown_table
+from lagllama.evaluation.backtest import markdown_table
 
 RESULTS_DIR = "benchmarks/chronos_zeroshot/results"
 #: fev task name -> our dataset name (the 7 with published numbers)
@@ -100,8 +100,8 @@ def main() -> None:
             f"Source: {source}. One window per series, WQL over quantiles 0.1..0.9, MASE; "
             "aggregate = geometric mean over the 7 datasets of the score relative to fev's "
             "seasonal naive (our convention).",
-            _markdown_table(agg),
-            "## Per dataset\n\n" + _markdown_table(per_dataset),
+            markdown_table(agg),
+            "## Per dataset\n\n" + markdown_table(per_dataset),
         ]
     )
     payload = {

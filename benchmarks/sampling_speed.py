@@ -23,7 +23,7 @@ import torch
 from gluonts.dataset.repository import get_dataset
 
 from benchmarks.common import RESULTS, require_dataset, write_results
-from lagllama.estimators import LagLlamaEstimator
+from lagllama.estimators.lag_llama import LagLlamaEstimator
 
 
 def sample(predictor, series: list, use_cache: bool, seed: int) -> tuple[float, np.ndarray]:

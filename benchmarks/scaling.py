@@ -25,7 +25,8 @@ import torch
 
 from benchmarks.common import RESULTS, machine, write_results
 from benchmarks.zero_shot import DEV_DATASETS, PUBLISHED_DATASETS, load_tasks, predictor_factory
-from lagllama.evaluation import _markdown_table, backtest, relative_scores, repository_task
+from lagllama.data.tasks import repository_task
+from lagllama.evaluation.backtest import backtest, markdown_table, relative_scores
 from lagllama.settings import shared_datasets_dir
 
 ROWS = RESULTS / "scaling.json"
@@ -199,7 +200,7 @@ def main() -> None:
             "points of the 5% of M4 yearly / quarterly series held out of every v2 run; empty "
             "for rows scored before it existed). `val_loss` is each run's own held-out loss, "
             "comparable only within a corpus.",
-            _markdown_table(table.reindex(columns=columns).sort_values(["run", "step"])),
+            markdown_table(table.reindex(columns=columns).sort_values(["run", "step"])),
             f"![scaling]({chart.name})",
         ]
     )

@@ -21,9 +21,10 @@ import torch
 from gluonts.torch.model.deepar import DeepAREstimator
 
 from benchmarks.common import require_dataset, write_results
-from lagllama.callbacks import CPUTimeBudget
-from lagllama.estimators import LagLlamaEstimator
-from lagllama.evaluation import backtest, repository_task
+from lagllama.data.tasks import repository_task
+from lagllama.estimators.lag_llama import LagLlamaEstimator
+from lagllama.evaluation.backtest import backtest
+from lagllama.training.callbacks import CPUTimeBudget
 
 
 def trainer_kwargs(cpu_seconds: float, max_epochs: int) -> dict:

@@ -28,17 +28,15 @@ import pandas as pd
 import torch
 
 from benchmarks.common import write_results
-from lagllama.ensemble import ENSEMBLE_SEPARATOR, member_predictors, split_members
-from lagllama.evaluation import (
-    BASELINES,
-    FORECAST_QUANTILES,
-    BacktestTask,
-    _markdown_table,
-    backtest,
-    baseline,
-    dataset_task,
-    relative_scores,
-    repository_task,
+from lagllama.data.tasks import BacktestTask, dataset_task, repository_task
+from lagllama.evaluation.backtest import backtest, markdown_table, relative_scores
+from lagllama.evaluation.baselines import BASELINES
+from lagllama.forecasting.options import ForecastOptions
+from lagllama.forecasting.specs import (
+    ENSEMBLE_SEPARATOR,
+    build_predictor,
+    parse_model,
+    split_members,
 )
 from lagllama.nn.precision import SAMPLING_PRECISIONS
 from lagllama.pretraining.corpus import EVAL_DATASETS
@@ -94,7 +92,7 @@ def load_tasks(names: list[str], data_dir: Path) -> tuple[list[BacktestTask], li
     return tasks, missing
 
 
-def _names(text: str) -> list[str]:
+def names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
@@ -111,39 +109,21 @@ def model_label(spec: str) -> str:
 
 
 def predictor_factory(spec: str, args: argparse.Namespace):
-    """Task -> zero-shot predictor of a shipped model name, a ``.ckpt`` path or a baseline, or
-    of an ensemble of them (``a+b``; see :func:`lagllama.ensemble.member_predictors`)."""
-    from lagllama.estimators import LagLlamaEstimator
+    """Task -> zero-shot predictor of a model specification (:mod:`lagllama.forecasting.specs`:
+    a shipped name, a ``.ckpt`` path, a baseline, an ensemble ``a+b``), each series seeded."""
+    parsed = parse_model(spec)
 
     def factory(task):
-        seeded = []
-
-        def lag_llama(name: str, num_samples: int):
-            kwargs = {
-                "freq": task.freq,
-                "num_parallel_samples": num_samples,
-                "batch_size": args.batch_size,
-                "sampling_precision": getattr(args, "sampling_precision", "32"),
-            }
-            if args.context_length is not None:
-                kwargs["context_length"] = args.context_length
-            h = task.prediction_length
-            if name.endswith(".ckpt"):
-                estimator = LagLlamaEstimator.from_checkpoint(name, h, **kwargs)
-            else:
-                estimator = LagLlamaEstimator.from_pretrained(h, name=name, **kwargs)
-            if not seeded:  # once, before the first member's predictor (as always)
-                torch.manual_seed(args.seed)
-                seeded.append(True)
-            return estimator.create_zero_shot_predictor()
-
-        return member_predictors(
-            split_members(spec),
-            lag_llama,
-            lambda name: baseline(name)(task),
-            args.num_samples,
-            FORECAST_QUANTILES,
+        options = ForecastOptions(
+            task.prediction_length,
+            spec,
+            num_samples=args.num_samples,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            sampling_precision=getattr(args, "sampling_precision", "32"),
+            context_length=args.context_length,
         )
+        return build_predictor(parsed, options, task.season_length, task.freq)
 
     return factory
 
@@ -231,8 +211,8 @@ def main() -> None:
 
     from lagllama.pretrained import available_models
 
-    specs = _names(args.models) if args.models else available_models()
-    tasks, missing = load_tasks(_names(args.datasets), args.data_dir)
+    specs = names(args.models) if args.models else available_models()
+    tasks, missing = load_tasks(names(args.datasets), args.data_dir)
     if missing:
         print(f"skipped (not in {args.data_dir}): {', '.join(missing)}")
     if not tasks:
@@ -241,7 +221,7 @@ def main() -> None:
 
     models = {model_label(s): predictor_factory(s, args) for s in specs}
     start = time.perf_counter()
-    report = backtest(tasks, models, baselines=_names(args.baselines))
+    report = backtest(tasks, models, baselines=names(args.baselines))
     wall = time.perf_counter() - start
 
     results = report.results
@@ -264,16 +244,14 @@ def main() -> None:
         f"dataset's prediction length, {args.num_samples} sample paths (sampling seed "
         f"{args.seed}), context {args.context_length or 'of the model'}, WQL over quantiles "
         "0.1..0.9, MASE with the dataset's seasonality. No training on any target dataset.",
-        "## Per dataset\n\n" + _markdown_table(per_dataset),
+        "## Per dataset\n\n" + markdown_table(per_dataset),
     ]
     if agg7 is not None:
         title = "## Aggregate over the 7 datasets with published numbers"
         if not complete:
             title += f" (only {published['dataset'].nunique()} of 7 run: not comparable)"
         lines.append(
-            title
-            + "\n\nGeometric mean of score / seasonal-naive score.\n\n"
-            + _markdown_table(agg7)
+            title + "\n\nGeometric mean of score / seasonal-naive score.\n\n" + markdown_table(agg7)
         )
         if complete and "seasonal-naive" in set(results["model"]):
             for model in models:
@@ -284,25 +262,25 @@ def main() -> None:
     if agg_all is not None:
         lines.append(
             f"## Aggregate over all {evaluation['dataset'].nunique()} evaluation datasets run"
-            "\n\n" + _markdown_table(agg_all)
+            "\n\n" + markdown_table(agg_all)
         )
     if agg_dev is not None:
         lines.append(
             f"## M4 dev holdout ({', '.join(dev['dataset'].unique())}; "
             f"{dev.drop_duplicates('dataset')['num_series'].sum()} series never pretrained on)"
-            "\n\n" + _markdown_table(agg_dev)
+            "\n\n" + markdown_table(agg_dev)
         )
     mean_time = timing.loc[timing.index.isin(PUBLISHED_DATASETS)].mean()
     lines.append(
         f"## Sampling time, seconds per series ({torch.get_num_threads()} torch threads, "
         f"{args.num_samples} paths, predictor batch {args.batch_size})\n\n"
-        + _markdown_table(timing.reset_index())
+        + markdown_table(timing.reset_index())
         + "\n\nMean over the 7 published datasets: "
         + ", ".join(f"{m} {v:.3f} s" for m, v in mean_time.items())
     )
     lines.append(
         "## Published aggregates on the 7 datasets (reference)\n\n"
-        + _markdown_table(
+        + markdown_table(
             pd.DataFrame([{"model": k, "WQL": w, "MASE": m} for k, (w, m) in PUBLISHED.items()])
         )
     )

@@ -9,7 +9,7 @@ __all__ = ["LagLlamaEstimator", "TimeLLMEstimator"]
 
 def __getattr__(name: str) -> Any:
     if name == "LagLlamaEstimator":
-        from lagllama.estimators.lag_llama import LagLlamaEstimator
+        from lagllama.estimators.lag_llama.estimator import LagLlamaEstimator
 
         return LagLlamaEstimator
     if name == "TimeLLMEstimator":

@@ -18,19 +18,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from lagllama.estimators import LagLlamaEstimator
-from lagllama.evaluation import (
-    BacktestReport,
-    BacktestTask,
-    backtest,
-    dataset_task,
-    repository_task,
-)
-from lagllama.forecasting import forecast
-from lagllama.frequency import ignore_gluonts_frequency_warnings
+from lagllama.data.frequency import ignore_gluonts_frequency_warnings
+from lagllama.data.sample_data import load_sample_datasets
+from lagllama.data.tasks import BacktestTask, dataset_task, repository_task
+from lagllama.estimators.lag_llama import LagLlamaEstimator
+from lagllama.evaluation.backtest import BacktestReport, backtest
+from lagllama.forecasting.api import forecast
 from lagllama.plotting import plot_grid, save_figure
 from lagllama.pretrained import DEFAULT_NAME
-from lagllama.sample_data import load_sample_datasets
 
 
 def summary(report: BacktestReport, num_datasets: int) -> str:

@@ -12,11 +12,11 @@ __all__ = ["LagLlamaEstimator", "TimeLLMEstimator", "__version__", "forecast"]
 def __getattr__(name: str) -> Any:
     # These import torch/lightning/GluonTS; load them lazily so `import lagllama` stays light.
     if name == "LagLlamaEstimator":
-        from lagllama.estimators.lag_llama import LagLlamaEstimator
+        from lagllama.estimators.lag_llama.estimator import LagLlamaEstimator
 
         return LagLlamaEstimator
-    if name == "forecast":  # the function; its module is lagllama.forecasting
-        from lagllama.forecasting import forecast
+    if name == "forecast":  # the function; its module is lagllama.forecasting.api
+        from lagllama.forecasting.api import forecast
 
         return forecast
     if name == "TimeLLMEstimator":

@@ -20,47 +20,32 @@ from typing import Any
 
 import torch
 
-DEFAULT_NAME = "lagllama-v2-small-seed1"
+#: The names a user needs (``lagllama models``), each the weights of a shipped checkpoint:
+#: a fast single model and the most accurate one. Every checkpoint's own name loads too.
+ALIASES = {"lagllama-fast": "lagllama-v2-small-seed1", "lagllama-large": "lagllama-v2-large"}
+#: The one network ``LagLlamaEstimator.from_pretrained()`` loads: the default's member.
+DEFAULT_NAME = "lagllama-fast"
 #: Folder of the shipped checkpoints (package data).
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 #: Where Lightning-format copies for ``init_checkpoint`` are materialised.
 CACHE_ENV = "LAGLLAMA_CACHE_DIR"
 
 
-#: Config fields of the original Lag-Llama architecture; other fields (options added later)
-#: are stored only when they differ from their defaults, so a checkpoint stays loadable by
-#: versions with and without those options.
-CORE_CONFIG_KEYS = (
-    "context_length",
-    "prediction_length",
-    "lags_seq",
-    "n_layer",
-    "n_head",
-    "n_embd_per_head",
-    "dropout",
-    "scaling",
-    "num_time_features",
-    "observed_lag_features",
-    "distr_output",
-    "rope_scaling",
-    "rope_factor",
-)
-
-
 def portable_model_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``model_kwargs`` without optional fields left at their defaults."""
+    """``model_kwargs`` without optional fields left at their defaults: the original
+    Lag-Llama's fields (``LagLlamaConfig.core_fields()``) are always stored, options added
+    later only when set, so a checkpoint stays loadable by versions with and without them."""
     from dataclasses import MISSING, fields
 
     from lagllama.estimators.lag_llama.config import LagLlamaConfig
 
+    core = LagLlamaConfig.core_fields()
     defaults = {}
     for f in fields(LagLlamaConfig):
         if f.default is not MISSING:
             defaults[f.name] = f.default
     return {
-        k: v
-        for k, v in model_kwargs.items()
-        if k in CORE_CONFIG_KEYS or k not in defaults or v != defaults[k]
+        k: v for k, v in model_kwargs.items() if k in core or k not in defaults or v != defaults[k]
     }
 
 
@@ -84,8 +69,15 @@ def available_models(directory: str | Path | None = None) -> list[str]:
     )
 
 
+def available_names() -> list[str]:
+    """What a model may be called: the aliases, then every shipped checkpoint's name."""
+    return [*ALIASES, *available_models()]
+
+
 def _files(name: str, directory: str | Path | None) -> tuple[Path, Path]:
     folder = Path(directory) if directory is not None else CHECKPOINTS_DIR
+    if directory is None:
+        name = ALIASES.get(name, name)
     config, weights = folder / f"{name}.json", folder / f"{name}.safetensors"
     if not config.is_file() or not weights.is_file():
         known = available_models(folder)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lagllama.augmentation import AugmentationConfig, augment, dominant_bins, freq_mask, freq_mix
+from lagllama.nn.augmentation import AugmentationConfig, augment, dominant_bins, freq_mask, freq_mix
 
 
 @pytest.mark.parametrize("length", [31, 64])

@@ -22,7 +22,7 @@ class Tiny(pl.LightningModule):
 
 
 def test_cpu_time_budget_stops_training_once_spent() -> None:
-    from lagllama.callbacks import CPUTimeBudget
+    from lagllama.training.callbacks import CPUTimeBudget
 
     budget = 0.5
     data = torch.utils.data.DataLoader(torch.randn(256, 64), batch_size=8)

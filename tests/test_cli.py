@@ -109,8 +109,8 @@ def test_plot_writes_png(wide_csv: Path, tmp_path: Path, capsys) -> None:
         ),
         (
             ["fine-tune", "--file", "{csv}", "--prediction-length", "6"]
-            + ["--checkpoint", "lagllama-small+lagllama-small"],
-            "fine-tuning starts from one checkpoint",
+            + ["--checkpoint", "lagllama-small+nosuch"],
+            "unknown model 'nosuch'",
         ),
     ],
 )

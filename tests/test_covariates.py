@@ -10,8 +10,9 @@ import pytest
 from gluonts.dataset.common import ListDataset
 
 from lagllama.cli import main
-from lagllama.covariates import KNOWN, InContextRegression, ridge_effects
-from lagllama.forecasting import forecast, lag_llama_predictor
+from lagllama.forecasting.api import forecast
+from lagllama.forecasting.covariates import KNOWN, InContextRegression, ridge_effects
+from lagllama.forecasting.specs import lag_llama_predictor
 from lagllama.pretrained import DEFAULT_NAME, checkpoint_path
 
 H = 6

@@ -12,17 +12,16 @@ from gluonts.model.forecast import QuantileForecast, SampleForecast
 from gluonts.model.predictor import Predictor
 
 from benchmarks.zero_shot import model_label, predictor_factory
-from lagllama.ensemble import (
+from lagllama.data.tasks import BacktestTask
+from lagllama.forecasting.ensembles import (
     EnsemblePredictor,
     QuantileEnsemble,
     mix,
     quantile_loss,
     sample_shares,
     select_weights,
-    split_members,
 )
-from lagllama.evaluation import BacktestTask
-from lagllama.forecasting import lag_llama_predictor
+from lagllama.forecasting.specs import lag_llama_predictor, split_members
 from lagllama.pretrained import DEFAULT_NAME, checkpoint_path
 
 
@@ -94,7 +93,8 @@ def test_quantile_loss_equals_gluonts_weighted_quantile_loss() -> None:
     from gluonts.ev.metrics import MeanWeightedSumQuantileLoss
     from gluonts.model.evaluation import evaluate_forecasts
 
-    from lagllama.evaluation import WQL_QUANTILES, dataset_task
+    from lagllama.data.tasks import dataset_task
+    from lagllama.evaluation.backtest import WQL_QUANTILES
 
     rng = np.random.default_rng(3)
     data = list(_data(4))
@@ -152,24 +152,64 @@ def test_quantile_ensemble_fits_weights_on_the_window_before_the_forecast() -> N
     start = pd.Period("2020-01", "M")
     # the last 3 points (the validation window) are 10: member "ten" is right there
     data = [{"start": start, "item_id": f"s{i}", "target": np.full(12, 10.0)} for i in range(3)]
-    ensemble = QuantileEnsemble([_Constant(0.0), _Constant(10.0)], levels=(0.1, 0.5, 0.9))
+    ensemble = QuantileEnsemble([_Constant(0.0), _Constant(10.0)], ["zero", "ten"], (0.1, 0.5, 0.9))
     forecasts = list(ensemble.predict(data))
     assert ensemble.last_weights.tolist() == [0.0, 1.0]
     assert forecasts[0].start_date == start + 12 and forecasts[0].item_id == "s0"
     np.testing.assert_allclose(forecasts[0].quantile(0.5), 10.0)
-    fixed = QuantileEnsemble([_Constant(0.0), _Constant(10.0)], (0.5,), weights=[1, 3])
+    fixed = QuantileEnsemble(
+        [_Constant(0.0), _Constant(10.0)], ["zero", "ten"], (0.5,), weights=[1, 3]
+    )
     np.testing.assert_allclose(next(iter(fixed.predict(data))).mean, 7.5)
     short = [{"start": start, "target": np.ones(4)}]  # no room for a validation window
     list(ensemble.predict(short))
     assert ensemble.last_weights.tolist() == [0.5, 0.5]
     with pytest.raises(ValueError, match="no quantile 0.1"):
-        list(QuantileEnsemble([_Constant(1.0, keys=("0.5",))], (0.1, 0.5)).predict(data))
+        list(QuantileEnsemble([_Constant(1.0, keys=("0.5",))], ["x"], (0.1, 0.5)).predict(data))
     with pytest.raises(ValueError, match="one non-negative weight per member"):
-        QuantileEnsemble([_Constant(0.0)], (0.5,), weights=[1, 2])
+        QuantileEnsemble([_Constant(0.0)], ["x"], (0.5,), weights=[1, 2])
+
+
+class _FailsOnFlat(_Constant):
+    """A statistical member that cannot fit a constant series (gives ``None`` for it)."""
+
+    def predict(self, dataset, **kwargs):
+        for entry, forecast in zip(dataset, super().predict(dataset)):
+            yield None if np.ptp(entry["target"]) == 0 else forecast
+
+
+def test_quantile_ensemble_uses_rolling_windows_drops_failing_members_and_equal_weights() -> None:
+    start = pd.Period("2020-01", "M")
+    rng = np.random.default_rng(0)
+    # 3 rolling windows of 3 points: 10 in the first two windows before the end, 0 in the last
+    target = np.concatenate([rng.normal(size=6), np.full(6, 10.0), np.zeros(3)])
+    data = [{"start": start, "item_id": f"s{i}", "target": target} for i in range(4)]
+    ensemble = QuantileEnsemble([_Constant(0.0), _Constant(10.0)], ["zero", "ten"], (0.5,))
+    assert ensemble.fit(data).tolist() == [0.0, 1.0]  # two windows of three say "ten"
+    ensemble.windows = 1
+    assert ensemble.fit(data).tolist() == [1.0, 0.0]  # the last window alone says "zero"
+    hybrid = QuantileEnsemble([_Constant(4.0), _FailsOnFlat(10.0)], ["ll", "theta"], (0.5,))
+    hybrid.weights = np.array([0.25, 0.75])
+    flat = {"start": start, "item_id": "flat", "target": np.full(20, 3.0)}
+    short = {"start": start, "item_id": "short", "target": np.arange(4.0)}
+    both = {"start": start, "item_id": "ok", "target": np.arange(20.0)}
+    out = {f.item_id: f.quantile(0.5)[0] for f in hybrid.predict([flat, short, both])}
+    assert out == pytest.approx({"flat": 4.0, "short": 7.0, "ok": 0.25 * 4 + 0.75 * 10})
+    assert hybrid.counts == {"dropped:theta": 1, "equal_weights": 1}
+
+
+def test_validation_sample_does_not_depend_on_order_or_chunking() -> None:
+    from lagllama.forecasting.ensembles import validation_sample
+
+    entries = [{"item_id": f"s{i}", "target": np.zeros(3)} for i in range(50)]
+    ids = [e["item_id"] for e in validation_sample(entries, size=7)]
+    assert len(ids) == 7 == len(set(ids))
+    assert [e["item_id"] for e in validation_sample(reversed(entries), size=7)] == ids
+    assert len(validation_sample(entries[:5], size=7)) == 5
 
 
 def test_hybrid_specs_in_the_benchmark_and_the_forecast_api() -> None:
-    from lagllama.forecasting import forecast
+    from lagllama.forecasting.api import forecast
 
     args = argparse.Namespace(num_samples=8, batch_size=4, context_length=None, seed=0)
     predictor = predictor_factory(f"{DEFAULT_NAME}+seasonal-naive", args)(

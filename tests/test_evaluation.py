@@ -12,17 +12,9 @@ import pytest
 from gluonts.dataset.common import ListDataset
 from gluonts.model.seasonal_naive import SeasonalNaivePredictor
 
-from lagllama.evaluation import (
-    BacktestTask,
-    FallbackPredictor,
-    backtest,
-    baseline,
-    dataset_task,
-    impute,
-    relative_scores,
-    repository_task,
-    run_model,
-)
+from lagllama.data.tasks import BacktestTask, dataset_task, repository_task
+from lagllama.evaluation.backtest import backtest, baseline, relative_scores, run_model
+from lagllama.evaluation.baselines import FallbackPredictor, impute
 
 PATTERN = np.array([3.0, 5, 9, 4])  # one year of quarterly data (seasonality 4)
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from gluonts.dataset.common import ListDataset
 
-from lagllama.evaluation import dataset_task
-from lagllama.fine_tuning import BestWeights, ForecastScore, carve_validation, fine_tune
+from lagllama.data.tasks import dataset_task
+from lagllama.training.fine_tuning import BestWeights, ForecastScore, carve_validation, fine_tune
 
 H = 6
 
@@ -111,7 +111,7 @@ def test_best_validated_weights_are_restored(tmp_path: Path):
 
 @pytest.mark.parametrize("validation", ["forecast", "loss"])
 def test_a_run_that_never_improves_returns_the_starting_model(tmp_path: Path, validation: str):
-    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.estimators.lag_llama import LagLlamaEstimator
 
     # a learning rate this large wrecks the model at the first step
     result = small_run(
@@ -134,7 +134,7 @@ def test_a_run_that_never_improves_returns_the_starting_model(tmp_path: Path, va
 def test_confirmation_window_is_never_trained_or_selected_on_and_decides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.estimators.lag_llama import LagLlamaEstimator
 
     seen: dict[str, list] = {}
     original = LagLlamaEstimator.train_model
@@ -211,7 +211,7 @@ def test_min_gain_guards_the_start_and_patience_stops():
 
 
 def test_forecast_score_is_reproducible_and_leaves_the_random_state_alone():
-    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.estimators.lag_llama import LagLlamaEstimator
 
     estimator = LagLlamaEstimator.from_pretrained(H, freq="M", batch_size=8)
     module = estimator.create_lightning_module()
@@ -234,7 +234,7 @@ def test_forecast_score_is_reproducible_and_leaves_the_random_state_alone():
     from gluonts.ev.metrics import MeanWeightedSumQuantileLoss
     from gluonts.model.evaluation import evaluate_forecasts
 
-    from lagllama.evaluation import WQL_QUANTILES
+    from lagllama.evaluation.backtest import WQL_QUANTILES
 
     module.num_parallel_samples = 20
     torch.manual_seed(0)

@@ -13,22 +13,21 @@ from gluonts.torch.distributions import NegativeBinomialOutput, NormalOutput, St
 
 import lagllama
 from lagllama.cli import main
-from lagllama.distributions import sample_with_generators
-from lagllama.estimators import LagLlamaEstimator
-from lagllama.estimators.lag_llama import LagLlamaConfig, LagLlamaModel
-from lagllama.evaluation import BacktestTask, baseline
-from lagllama.forecasting import (
-    dataset_chunks,
-    file_chunks,
-    forecast,
-    forecast_chunks,
-    lag_llama_predictor,
-    series_seed,
-)
+from lagllama.data.series_chunks import dataset_chunks
+from lagllama.data.tasks import BacktestTask
+from lagllama.estimators.lag_llama import LagLlamaEstimator
+from lagllama.estimators.lag_llama.config import LagLlamaConfig
+from lagllama.estimators.lag_llama.module import LagLlamaModel
+from lagllama.evaluation.backtest import baseline
+from lagllama.forecasting.api import forecast
+from lagllama.forecasting.files import file_chunks, forecast_chunks
+from lagllama.forecasting.options import ForecastOptions
+from lagllama.forecasting.specs import lag_llama_predictor, series_seed
+from lagllama.nn.distributions import sample_with_generators
 from lagllama.pretrained import DEFAULT_NAME, checkpoint_path
 
 VALUES = ["mean", "0.1", "0.5", "0.9"]
-FAST = {"num_samples": 10}
+FAST = {"num_samples": 10, "model": DEFAULT_NAME}
 
 
 def long_frame(
@@ -139,7 +138,7 @@ def test_gluonts_dataset_input_uses_its_periods() -> None:
         [{"item_id": "a", "start": "2021-01-03", "target": np.arange(30.0)}], freq="W-SUN"
     )
     table = forecast(ds, 2, model="seasonal-naive")
-    # weeks are labelled by their last day, as lagllama.data.to_dataframe writes them
+    # weeks are labelled by their last day, as lagllama.data.datasets.to_dataframe writes them
     assert list(table["timestamp"]) == [pd.Timestamp("2021-08-01"), pd.Timestamp("2021-08-08")]
     assert lagllama.forecast is forecast
 
@@ -171,7 +170,7 @@ def test_equals_the_gluonts_predictor_called_directly() -> None:
     np.testing.assert_allclose(
         table["0.1"], np.concatenate([f.quantile(0.1) for f in direct]), rtol=1e-6
     )
-    # a baseline, through lagllama.evaluation's factory
+    # a baseline, through lagllama.evaluation.backtest's factory
     ets = baseline("auto-ets")(BacktestTask("x", [], 3, "D"))
     direct = list(ets.predict(data))
     table = forecast(frame, 3, model="auto-ets")
@@ -190,7 +189,10 @@ def test_a_series_forecast_does_not_depend_on_its_batch_or_chunk(tmp_path: Path)
     out = tmp_path / "chunked.parquet"
     args = ["forecast", "--file", str(path), "--prediction-length", "3", "--output", str(out)]
     assert (
-        main([*args, "--chunk-rows", "97", "--batch-size", "7", "--num-samples", "10", "--quiet"])
+        main(
+            [*args, "--chunk-rows", "97", "--batch-size", "7", "--num-samples", "10", "--quiet"]
+            + ["--model", DEFAULT_NAME]
+        )
         == 0
     )
     chunked = pd.read_parquet(out)
@@ -243,7 +245,7 @@ def test_model_seeds_make_paths_independent_of_the_batch(distr: str) -> None:
 def test_ray_equals_single_process(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
-    from lagllama.forecasting_ray import forecast_ray
+    from lagllama.forecasting.ray_engine import forecast_ray
 
     frame = long_frame(n=12, length=40)
     local = forecast(frame, 3, **FAST)
@@ -264,7 +266,10 @@ def test_ray_equals_single_process(tmp_path: Path) -> None:
             3,
             size=5,
         )
-        run = forecast_ray(chunks, tmp_path / "ray.parquet", 3, workers=2, progress=False, **FAST)
+        options = ForecastOptions(3, DEFAULT_NAME, num_samples=10)
+        run = forecast_ray(
+            lambda: chunks, tmp_path / "ray.parquet", options, workers=2, progress=False
+        )
     finally:
         ray.shutdown()
     assert run.counts["series"] == 12 and (tmp_path / "ray.parquet").is_dir()
@@ -273,6 +278,45 @@ def test_ray_equals_single_process(tmp_path: Path) -> None:
     assert list(remote["item_id"].astype(str)) == list(local["item_id"])
     assert list(remote["timestamp"]) == list(local["timestamp"])
     _close(remote, local)
+
+
+def _hybrid_tables(tmp_path: Path) -> tuple[Path, Path]:
+    """A history with a known-future covariate and short series, and its future table."""
+    rng = np.random.default_rng(3)
+    frame = long_frame(n=9, length=36, freq="MS", start="2019-01-01")
+    frame["price"] = rng.normal(10, 1, len(frame)).round(2)
+    frame["target"] += 0.8 * frame["price"]
+    frame = frame[~((frame["item_id"] == "s002") & (frame.index % 36 < 30))]  # 6 points
+    future = long_frame(n=9, length=39, freq="MS", start="2019-01-01").groupby("item_id").tail(3)
+    future = future.drop(columns="target").assign(price=rng.normal(10, 1, len(future)).round(2))
+    return _write(frame, tmp_path / "h.csv"), _write(future, tmp_path / "f.csv")
+
+
+def test_a_hybrid_with_covariates_does_not_depend_on_chunks_or_ray(tmp_path: Path) -> None:
+    """The default hybrid's weights are fitted once per input: chunk sizes 1, 7 and all, and
+    Ray, give the same forecasts (fixed seed), covariates included."""
+    history, future = _hybrid_tables(tmp_path)
+    common = ["forecast", "--file", str(history), "--future-file", str(future)]
+    common += ["--prediction-length", "3", "--num-samples", "10", "--quiet"]
+    tables = {}
+    for rows in (1, 7 * 36, 10_000):
+        out = tmp_path / f"rows{rows}.parquet"
+        assert main([*common, "--chunk-rows", str(rows), "--output", str(out)]) == 0
+        tables[rows] = pd.read_parquet(out)
+    if pytest.importorskip("ray") and pytest.importorskip("ray.data"):
+        out = tmp_path / "ray.parquet"
+        assert main([*common, "--engine", "ray", "--ray-workers", "2", "--output", str(out)]) == 0
+        tables["ray"] = pd.read_parquet(out).sort_values(["item_id", "timestamp"])
+    reference = tables.pop(10_000)
+    assert len(reference) == 27 and reference[VALUES].notna().all().all()
+    for table in tables.values():
+        assert list(table["item_id"].astype(str)) == list(reference["item_id"].astype(str))
+        _close(table.reset_index(drop=True), reference)
+    # the covariate matters and the hybrid is not the Lag-Llama member alone
+    plain = forecast(pd.read_csv(history).drop(columns="price"), 3, num_samples=10)
+    assert not np.allclose(plain["mean"], reference["mean"])
+    single = forecast(pd.read_csv(history).drop(columns="price"), 3, **FAST)
+    assert not np.allclose(plain["mean"], single["mean"])
 
 
 # ------------------------------------------------------------------ bad input
@@ -343,8 +387,8 @@ def test_error_in_a_late_chunk_removes_what_was_written(tmp_path: Path) -> None:
     path = _write(frame, tmp_path / "in.csv")
     out = tmp_path / "out.csv"
     with pytest.raises(ValueError, match="'oops' at data row 180"):
-        chunks = file_chunks(path, 2, chunk_rows=30)
-        forecast_chunks(chunks, out, 2, model="seasonal-naive", progress=False)
+        options = ForecastOptions(2, "seasonal-naive")
+        forecast_chunks(lambda: file_chunks(path, 2, chunk_rows=30), out, options, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 

@@ -13,8 +13,9 @@ import torch
 from gluonts.dataset.common import ListDataset
 from gluonts.torch.model.predictor import PyTorchPredictor
 
-from lagllama.estimators import LagLlamaEstimator
-from lagllama.estimators.lag_llama import LagLlamaConfig, LagLlamaModel
+from lagllama.estimators.lag_llama import LagLlamaEstimator
+from lagllama.estimators.lag_llama.config import LagLlamaConfig
+from lagllama.estimators.lag_llama.module import LagLlamaModel
 
 TINY = {"n_layer": 2, "n_head": 2, "n_embd_per_head": 8}
 QUIET = {
@@ -214,7 +215,7 @@ def test_context_length_none_picks_a_default() -> None:
 def test_official_call_without_freq_serves_mixed_frequencies(tmp_path: Path) -> None:
     """``LagLlamaEstimator(prediction_length=24, context_length=64)`` as written against the
     official estimator: frequency-independent lags, calendar features from each series."""
-    from lagllama.frequency import lag_llama_lags
+    from lagllama.data.frequency import lag_llama_lags
 
     estimator = LagLlamaEstimator(
         prediction_length=24,
@@ -460,7 +461,7 @@ def test_cosine_schedule_spans_the_run(tmp_path: Path, limit: dict, lr_trace) ->
 
 def _short_run(compiled: bool, tmp_path: Path) -> list[float]:
     """Train losses of 6 steps of a tiny model from a fixed seed."""
-    from lagllama.estimators.lag_llama import LagLlamaLightningModule
+    from lagllama.estimators.lag_llama.lightning_module import LagLlamaLightningModule
 
     config = {"context_length": 12, "prediction_length": 6, "lags_seq": [1, 2, 7], **TINY}
     torch.manual_seed(0)

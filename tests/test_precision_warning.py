@@ -11,7 +11,7 @@ import torch
 from gluonts.dataset.common import ListDataset
 
 import lagllama.nn.precision as precision
-from lagllama.estimators import LagLlamaEstimator
+from lagllama.estimators.lag_llama import LagLlamaEstimator
 from lagllama.nn.precision import warn_slow_bf16_training
 
 SLOW = "without bf16 instructions"

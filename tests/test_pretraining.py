@@ -13,16 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lagllama.pretraining import (
+from lagllama.pretraining.config import PretrainConfig
+from lagllama.pretraining.corpus import (
     EVAL_DATASETS,
     PRETRAINING_SOURCES,
-    PretrainConfig,
-    PretrainingMixture,
     build_corpus,
+    load_source,
+    make_entry,
+    read_jsonl,
     series_fingerprint,
-    synthetic_dataset,
 )
-from lagllama.pretraining.corpus import load_source, make_entry, read_jsonl
+from lagllama.pretraining.dataset import PretrainingMixture
+from lagllama.pretraining.synthetic import synthetic_dataset
 from lagllama.settings import shared_datasets_dir
 
 DATA = shared_datasets_dir()
@@ -69,7 +71,7 @@ def _float32_windows_key(values: np.ndarray, k: int) -> np.ndarray:
 @needs_data
 def test_no_eval_series_in_pretraining_corpus():
     """By content: no evaluation series' first 50 values start, or occur inside, a corpus series."""
-    from lagllama.data import load_dataset
+    from lagllama.data.datasets import load_dataset
 
     corpus = [e["target"] for entries in real_corpus().values() for e in entries]
     starts = {series_fingerprint(t) for t in corpus}
@@ -271,7 +273,7 @@ def test_holdout_split_is_by_whole_series_and_stable():
 
 
 def test_schedule_offset_continues_the_cosine_after_a_rewarmup():
-    from lagllama.schedules import warmup_cosine
+    from lagllama.training.schedules import warmup_cosine
 
     assert warmup_cosine(0, 10, 100) == 0.1 and warmup_cosine(10, 10, 100) == 1.0
     assert warmup_cosine(100, 10, 100) == pytest.approx(0.1)
@@ -359,7 +361,7 @@ def test_snapshot_restart_on_a_new_machine_continues_the_run(tmp_path: Path):
     # weights kept along the way are numbered from the start of the run
     kept = sorted(p.name for p in (Path(cfg.output_dir) / "steps").glob("*.ckpt"))
     assert kept == ["step-6.ckpt", "step-8.ckpt"]  # the first chunk's folder was lost
-    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.estimators.lag_llama import LagLlamaEstimator
     from lagllama.pretraining.chunks import cpu_hours_at, training_totals
 
     step6 = Path(cfg.output_dir) / "steps" / "step-6.ckpt"
@@ -429,7 +431,7 @@ needs_shipped = pytest.mark.skipif(
 @needs_shipped
 @pytest.mark.parametrize("name", sorted(p.stem for p in SHIPPED.glob("*.safetensors")))
 def test_shipped_checkpoint_verifies_and_forecasts(tmp_path: Path, monkeypatch, name: str):
-    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.estimators.lag_llama import LagLlamaEstimator
     from lagllama.pretrained import load_pretrained
 
     monkeypatch.setenv("LAGLLAMA_CACHE_DIR", str(tmp_path / "cache"))

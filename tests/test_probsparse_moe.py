@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from gluonts.dataset.common import ListDataset
 
-from lagllama.estimators import LagLlamaEstimator
-from lagllama.estimators.lag_llama import LagLlamaConfig, LagLlamaModel
+from lagllama.estimators.lag_llama import LagLlamaEstimator
+from lagllama.estimators.lag_llama.config import LagLlamaConfig
+from lagllama.estimators.lag_llama.module import LagLlamaModel
 from lagllama.nn.decoder import Decoder
 from lagllama.nn.moe import SparseMoE, load_balancing_loss
 from lagllama.nn.probsparse import (
@@ -269,7 +270,7 @@ def test_huber_option_trains_the_location() -> None:
 def test_old_checkpoints_without_the_new_fields_still_load(tmp_path: Path) -> None:
     cfg = LagLlamaConfig(context_length=8, prediction_length=2, lags_seq=[1], n_layer=1)
     old = {k: v for k, v in cfg.to_dict().items() if k not in ("attention", "ffn", "loss")}
-    from lagllama.estimators.lag_llama import LagLlamaLightningModule
+    from lagllama.estimators.lag_llama.lightning_module import LagLlamaLightningModule
 
     module = LagLlamaLightningModule(model_kwargs=cfg.to_dict())
     ckpt = tmp_path / "old.ckpt"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lagllama.frequency import lag_llama_lags, lags_for_frequency, resolve_lags, validate_freq
-from lagllama.scaling import RobustScaler, make_scaler
+from lagllama.data.frequency import lag_llama_lags, lags_for_frequency, resolve_lags, validate_freq
+from lagllama.nn.scaling import RobustScaler, make_scaler
 
 
 def test_robust_scaler_is_median_and_iqr() -> None:

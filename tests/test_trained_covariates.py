@@ -11,8 +11,9 @@ import pytest
 import torch
 from gluonts.torch.model.predictor import PyTorchPredictor
 
-from lagllama.estimators import LagLlamaEstimator
-from lagllama.estimators.lag_llama import LagLlamaConfig, LagLlamaModel
+from lagllama.estimators.lag_llama import LagLlamaEstimator
+from lagllama.estimators.lag_llama.config import LagLlamaConfig
+from lagllama.estimators.lag_llama.module import LagLlamaModel
 
 TINY = {"n_layer": 2, "n_head": 2, "n_embd_per_head": 8}
 QUIET = {

@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from lagllama.distributions import DISTRIBUTIONS, supports_location
-from lagllama.scaling import SCALINGS
+from lagllama.nn.distributions import DISTRIBUTIONS, supports_location
+from lagllama.nn.scaling import SCALINGS
+
+#: What a config field is, recorded once on the field (``metadata["role"]``):
+#: ``architecture`` defines the network (a checkpoint fixes it), ``covariate`` the covariate
+#: inputs (fixed by a checkpoint trained with covariates), ``training`` how it learns (a
+#: fine-tuning run may change it), ``inference`` the windows it reads and samples over.
+#: ``metadata["core"]`` marks the original Lag-Llama's fields, which every export stores.
+ROLES = ("architecture", "covariate", "training", "inference")
 
 
 @dataclass
@@ -16,39 +23,44 @@ class LagLlamaConfig:
     Defaults follow the released Lag-Llama: 8 layers, 9 heads of 16, context 32.
     """
 
-    context_length: int = 32
-    prediction_length: int = 24
-    lags_seq: list[int] = field(default_factory=lambda: list(range(1, 8)))
-    n_layer: int = 8
-    n_head: int = 9
-    n_embd_per_head: int = 16
-    dropout: float = 0.0
-    scaling: str = "robust"
-    num_time_features: int = 7
-    observed_lag_features: bool = False
-    distr_output: str = "student_t"
-    rope_scaling: str | None = None
-    rope_factor: float = 1.0
+    context_length: int = field(default=32, metadata={"role": "inference", "core": True})
+    prediction_length: int = field(default=24, metadata={"role": "inference", "core": True})
+    lags_seq: list[int] = field(
+        default_factory=lambda: list(range(1, 8)),
+        metadata={"role": "architecture", "core": True},
+    )
+    n_layer: int = field(default=8, metadata={"role": "architecture", "core": True})
+    n_head: int = field(default=9, metadata={"role": "architecture", "core": True})
+    n_embd_per_head: int = field(default=16, metadata={"role": "architecture", "core": True})
+    dropout: float = field(default=0.0, metadata={"role": "training", "core": True})
+    scaling: str = field(default="robust", metadata={"role": "architecture", "core": True})
+    num_time_features: int = field(default=7, metadata={"role": "architecture", "core": True})
+    observed_lag_features: bool = field(
+        default=False, metadata={"role": "architecture", "core": True}
+    )
+    distr_output: str = field(default="student_t", metadata={"role": "architecture", "core": True})
+    rope_scaling: str | None = field(default=None, metadata={"role": "training", "core": True})
+    rope_factor: float = field(default=1.0, metadata={"role": "training", "core": True})
     # most tokens the decoder attends over when sampling (None: context + prediction length,
     # the training window); longer forecasts restart the window from the last context tokens
-    sampling_window: int | None = None
+    sampling_window: int | None = field(default=None, metadata={"role": "inference"})
     # Informer / Time-MoE options; the defaults are the plain Lag-Llama decoder
-    attention: str = "full"
-    probsparse_factor: float = 5.0
-    distil: bool = False
-    ffn: str = "swiglu"
-    num_experts: int = 8
-    experts_top_k: int = 2
-    aux_loss_weight: float = 0.01
-    loss: str = "nll"
-    huber_delta: float = 2.0
+    attention: str = field(default="full", metadata={"role": "architecture"})
+    probsparse_factor: float = field(default=5.0, metadata={"role": "architecture"})
+    distil: bool = field(default=False, metadata={"role": "architecture"})
+    ffn: str = field(default="swiglu", metadata={"role": "architecture"})
+    num_experts: int = field(default=8, metadata={"role": "architecture"})
+    experts_top_k: int = field(default=2, metadata={"role": "architecture"})
+    aux_loss_weight: float = field(default=0.01, metadata={"role": "training"})
+    loss: str = field(default="nll", metadata={"role": "training"})
+    huber_delta: float = field(default=2.0, metadata={"role": "training"})
     # trained covariates, with GluonTS's field names (0 / empty: none)
-    num_feat_dynamic_real: int = 0
-    num_past_feat_dynamic_real: int = 0
-    num_feat_static_real: int = 0
-    num_feat_static_cat: int = 0
-    cardinality: list[int] = field(default_factory=list)
-    embedding_dimension: list[int] | None = None
+    num_feat_dynamic_real: int = field(default=0, metadata={"role": "covariate"})
+    num_past_feat_dynamic_real: int = field(default=0, metadata={"role": "covariate"})
+    num_feat_static_real: int = field(default=0, metadata={"role": "covariate"})
+    num_feat_static_cat: int = field(default=0, metadata={"role": "covariate"})
+    cardinality: list[int] = field(default_factory=list, metadata={"role": "covariate"})
+    embedding_dimension: list[int] | None = field(default=None, metadata={"role": "covariate"})
 
     def __post_init__(self) -> None:
         if self.context_length < 1:
@@ -159,3 +171,16 @@ class LagLlamaConfig:
         if unknown:
             raise ValueError(f"not a Lag-Llama config: unknown keys {unknown}")
         return cls(**values)
+
+    @classmethod
+    def fields_with_role(cls, role: str) -> tuple[str, ...]:
+        """Names of the fields with ``role`` (one of :data:`ROLES`), in declaration order."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; choose one of {ROLES}")
+        return tuple(f.name for f in fields(cls) if f.metadata["role"] == role)
+
+    @classmethod
+    def core_fields(cls) -> tuple[str, ...]:
+        """Names of the original Lag-Llama's fields, which an exported checkpoint always
+        stores (the others only when not at their defaults, so it loads across versions)."""
+        return tuple(f.name for f in fields(cls) if f.metadata.get("core", False))

@@ -29,48 +29,23 @@ from gluonts.transform import (
 )
 from lightning.pytorch.callbacks import EMAWeightAveraging
 
+from lagllama.data.frequency import default_time_features, resolve_lags, validate_freq
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.estimators.lag_llama.lightning_module import LagLlamaLightningModule
 from lagllama.estimators.lag_llama.module import COVARIATE_INPUTS
-from lagllama.frequency import default_time_features, resolve_lags, validate_freq
 from lagllama.nn.precision import check_sampling_precision
 
 TIME_FEAT = "time_feat"
-#: Constructor arguments that define the network; a checkpoint fixes them.
-ARCHITECTURE_ARGS = (
-    "lags_seq",
-    "n_layer",
-    "n_head",
-    "n_embd_per_head",
-    "scaling",
-    "observed_lag_features",
-    "distr_output",
-    "attention",
-    "probsparse_factor",
-    "distil",
-    "ffn",
-    "num_experts",
-    "experts_top_k",
+#: Constructor arguments that define the network; a checkpoint fixes them (the estimator
+#: takes ``time_features`` rather than ``num_time_features``).
+ARCHITECTURE_ARGS = tuple(
+    k for k in LagLlamaConfig.fields_with_role("architecture") if k != "num_time_features"
 )
 #: Covariate arguments: a checkpoint without covariates may gain them (their input weights
 #: start at zero); one with covariates fixes them.
-COVARIATE_ARGS = (
-    "num_feat_dynamic_real",
-    "num_past_feat_dynamic_real",
-    "num_feat_static_real",
-    "num_feat_static_cat",
-    "cardinality",
-    "embedding_dimension",
-)
+COVARIATE_ARGS = LagLlamaConfig.fields_with_role("covariate")
 #: Config fields a checkpoint carries that a fine-tuning run may change.
-TRAINING_CONFIG_ARGS = (
-    "rope_scaling",
-    "rope_factor",
-    "dropout",
-    "aux_loss_weight",
-    "loss",
-    "huber_delta",
-)
+TRAINING_CONFIG_ARGS = LagLlamaConfig.fields_with_role("training")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -329,7 +304,7 @@ class LagLlamaEstimator(PyTorchLightningEstimator):
         )
         if clash:
             raise ValueError(f"the checkpoint fixes {clash}; drop these arguments")
-        if any(model_kwargs[key] for key in COVARIATE_ARGS[:4]):
+        if any(model_kwargs[key] for key in COVARIATE_ARGS):  # lists are empty without counts
             fixed = {k: model_kwargs[k] for k in COVARIATE_ARGS}
             clash = sorted(k for k in COVARIATE_ARGS if k in overrides and overrides[k] != fixed[k])
             if clash:

@@ -9,11 +9,11 @@ import lightning.pytorch as pl
 import torch
 from gluonts.core.component import validated
 
-from lagllama.augmentation import AugmentationConfig, augment
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.estimators.lag_llama.module import COVARIATE_INPUTS, LagLlamaModel
+from lagllama.nn.augmentation import AugmentationConfig, augment
 from lagllama.nn.precision import check_sampling_precision, warn_slow_bf16_training
-from lagllama.schedules import planned_steps, warmup_cosine
+from lagllama.training.schedules import planned_steps, warmup_cosine
 
 
 class LagLlamaLightningModule(pl.LightningModule):

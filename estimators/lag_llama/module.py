@@ -22,12 +22,12 @@ from gluonts.torch.modules.feature import FeatureEmbedder
 from torch import nn
 from torch.distributions import Distribution
 
-from lagllama.distributions import make_distr_output, sample_with_generators
 from lagllama.estimators.lag_llama.config import LagLlamaConfig
 from lagllama.nn.decoder import Decoder
+from lagllama.nn.distributions import make_distr_output, sample_with_generators
 from lagllama.nn.kv_cache import KVCache
 from lagllama.nn.precision import check_sampling_precision, float32_region, sampling_autocast
-from lagllama.scaling import make_scaler
+from lagllama.nn.scaling import make_scaler
 
 #: Input names of the trained covariates (GluonTS's fields, as the instance splitter names them).
 COVARIATE_INPUTS = (

@@ -11,7 +11,7 @@ from gluonts.core.component import validated
 from gluonts.itertools import select
 
 from lagllama.nn.precision import warn_slow_bf16_training
-from lagllama.schedules import planned_steps
+from lagllama.training.schedules import planned_steps
 
 from .module import TimeLLMModel
 

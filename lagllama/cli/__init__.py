@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lagllama`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from lagllama.frequency import ignore_gluonts_frequency_warnings
+    from lagllama.data.frequency import ignore_gluonts_frequency_warnings
 
     ignore_gluonts_frequency_warnings()
     try:

@@ -13,15 +13,15 @@ BASELINE_NAMES = ("seasonal-naive", "auto-ets", "auto-theta", "auto-arima")
 LAG_LLAMA = "lag-llama"
 
 
-def _names(text: str) -> list[str]:
+def split_names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _column_list(text: str | None) -> list[str] | None:
+def column_list(text: str | None) -> list[str] | None:
     return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
 
 
-def _data_arguments(parser: argparse.ArgumentParser) -> None:
+def data_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument(
         "--dataset",
@@ -54,11 +54,11 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--windows", type=int, default=1, help="rolling backtest windows per series (default 1)"
     )
-    _column_arguments(group)
+    column_arguments(group)
     _covariate_arguments(group)
 
 
-def _column_arguments(group: argparse._ArgumentGroup) -> None:
+def column_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--freq", help="pandas frequency for files (default: inferred)")
     group.add_argument(
         "--timestamp-column", help="time column of CSV/parquet (default: timestamp or ds)"
@@ -85,18 +85,17 @@ def _covariate_arguments(group: argparse._ArgumentGroup) -> None:
     )
 
 
-def _model_arguments(parser: argparse.ArgumentParser) -> None:
+def model_arguments(parser: argparse.ArgumentParser) -> None:
     from lagllama.nn.precision import SAMPLING_PRECISIONS
 
     group = parser.add_argument_group("Lag-Llama")
     group.add_argument(
         "--checkpoint",
-        type=Path,
-        help="a shipped model's name (e.g. lagllama-small) or a Lag-Llama checkpoint file "
-        "(.ckpt); default: the package's default pretrained model. For zero-shot, an ensemble "
-        "joined by + (lagllama-small+lagllama-base): each member draws its share of the paths; "
-        "a member may be a baseline (lagllama-small+auto-theta): quantiles averaged with "
-        "weights fitted on the last window before the forecast",
+        help="the model: lagllama (the default: a hybrid of Lag-Llama and AutoTheta), a shipped "
+        "model (lagllama models), a checkpoint file (.ckpt), or an ensemble joined by +: "
+        "Lag-Llama members (lagllama-fast+lagllama-large) share the sample paths; with a "
+        "baseline among them (lagllama-large+auto-theta) quantiles are averaged with weights "
+        "fitted on rolling windows before the forecast. Fine-tuning tunes every Lag-Llama member",
     )
     group.add_argument("--context-length", type=int, help="context window (default: model's)")
     group.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
@@ -112,7 +111,7 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
+def hardware_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("hardware (passed to Lightning)")
     group.add_argument(
         "--accelerator",
@@ -125,7 +124,7 @@ def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _report_arguments(parser: argparse.ArgumentParser, baselines: str | None) -> None:
+def report_arguments(parser: argparse.ArgumentParser, baselines: str | None) -> None:
     if baselines is not None:
         parser.add_argument(
             "--baselines",

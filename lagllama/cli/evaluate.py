@@ -15,18 +15,18 @@ from typing import TYPE_CHECKING
 from lagllama.cli.arguments import (
     BASELINE_NAMES,
     LAG_LLAMA,
-    _data_arguments,
-    _model_arguments,
-    _names,
-    _report_arguments,
+    data_arguments,
+    model_arguments,
+    report_arguments,
+    split_names,
 )
-from lagllama.models import lag_llama_factory
+from lagllama.evaluation.predictors import lag_llama_factory
 
 if TYPE_CHECKING:
     from gluonts.model import Predictor
 
-    from lagllama.evaluation import BacktestReport
-    from lagllama.tasks import BacktestTask
+    from lagllama.data.tasks import BacktestTask
+    from lagllama.evaluation.backtest import BacktestReport
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -37,15 +37,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         description="Backtest models on the last windows of each series and write a report. "
         "Example: lagllama backtest --dataset m1_monthly --models seasonal-naive,auto-ets",
     )
-    _data_arguments(p)
+    data_arguments(p)
     p.add_argument(
         "--models",
         default="seasonal-naive,auto-ets",
         help=f"comma-separated models from {', '.join((*BASELINE_NAMES, LAG_LLAMA))} "
         "(lag-llama needs --checkpoint; seasonal-naive is always added)",
     )
-    _model_arguments(p)
-    _report_arguments(p, baselines=None)
+    model_arguments(p)
+    report_arguments(p, baselines=None)
     p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser(
@@ -54,9 +54,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         description="Forecast the last window of the first series and draw fan charts "
         "(50/80/95%% bands, median, history, actuals).",
     )
-    _data_arguments(p)
+    data_arguments(p)
     p.add_argument("--model", default="auto-ets", help="model to plot (default auto-ets)")
-    _model_arguments(p)
+    model_arguments(p)
     p.add_argument("--num-series", type=int, default=6, help="series to draw (default 6)")
     p.add_argument("--ncols", type=int, default=3, help="grid columns (default 3)")
     p.add_argument(
@@ -78,18 +78,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="backtest a pretrained Lag-Llama checkpoint without training",
         description="Zero-shot Lag-Llama forecasts scored against baselines.",
     )
-    _data_arguments(p)
-    _model_arguments(p)
-    _report_arguments(p, baselines="seasonal-naive")
+    data_arguments(p)
+    model_arguments(p)
+    report_arguments(p, baselines="seasonal-naive")
     p.set_defaults(func=cmd_zero_shot)
 
 
 def load_tasks(args: argparse.Namespace) -> list[BacktestTask]:
     """Backtest tasks for every ``--dataset`` name and ``--file`` path."""
-    from lagllama.data import read_file
-    from lagllama.tasks import dataset_task, repository_task
+    from lagllama.data.datasets import read_file
+    from lagllama.data.tasks import dataset_task, repository_task
 
-    names = [name for text in args.dataset for name in _names(text)]
+    names = [name for text in args.dataset for name in split_names(text)]
     if not names and not args.file:
         raise ValueError("give at least one --dataset NAME or --file PATH")
     if args.windows < 1:
@@ -128,7 +128,7 @@ def run_backtest(
 ) -> None:
     """Backtest ``models`` and ``--baselines`` on the tasks of ``args``; print the scores and
     save the report under ``--output``."""
-    from lagllama.evaluation import backtest
+    from lagllama.evaluation.backtest import backtest
 
     tasks = load_tasks(args)
     for task in tasks:
@@ -140,7 +140,7 @@ def run_backtest(
                 f"{shown}",
                 file=sys.stderr,
             )
-    baselines = _names(args.baselines)
+    baselines = split_names(args.baselines)
     unknown = sorted(set(baselines) - set(BASELINE_NAMES))
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(BASELINE_NAMES)}")
@@ -159,7 +159,7 @@ def run_backtest(
 
 def cmd_backtest(args: argparse.Namespace) -> None:
     """``lagllama backtest``: baselines (and optionally zero-shot Lag-Llama) on datasets."""
-    names = _names(args.models)
+    names = split_names(args.models)
     unknown = sorted(set(names) - {*BASELINE_NAMES, LAG_LLAMA})
     if unknown:
         raise ValueError(
@@ -177,7 +177,7 @@ def cmd_zero_shot(args: argparse.Namespace) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> None:
     """``lagllama plot``: fan charts of one model on the first series of the first dataset."""
-    from lagllama.evaluation import baseline
+    from lagllama.evaluation.backtest import baseline
     from lagllama.plotting import plot_grid, save_figure
 
     if args.num_series < 1:
@@ -198,7 +198,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 def cmd_datasets(args: argparse.Namespace) -> None:
     """``lagllama datasets``: known names and local availability in the data folder."""
-    from lagllama.data import is_available, known_datasets, resolve_data_dir
+    from lagllama.data.datasets import is_available, known_datasets, resolve_data_dir
 
     folder = resolve_data_dir(args.data_dir)
     print(f"data folder: {folder}")

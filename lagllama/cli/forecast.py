@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
-from lagllama.cli.arguments import BASELINE_NAMES, _column_arguments, _column_list, _names
+from lagllama.cli.arguments import column_arguments, column_list, split_names
+from lagllama.forecasting.files import ForecastRun
+from lagllama.forecasting.options import ForecastOptions
+from lagllama.forecasting.specs import DEFAULT_MODEL
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +37,7 @@ def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="steps to forecast (required for --file; datasets default to their own)",
     )
-    _column_arguments(group)
+    column_arguments(group)
     group.add_argument(
         "--chunk-rows", type=int, help="rows of a long file read at a time (default 100,000)"
     )
@@ -57,8 +60,9 @@ def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
-        help="a shipped checkpoint (default: the package's default model), a checkpoint path, "
-        f"or a baseline: {', '.join(BASELINE_NAMES)}",
+        help=f"{DEFAULT_MODEL} (the default), a shipped model (lagllama models), a checkpoint "
+        "path, a baseline (seasonal-naive, auto-ets, auto-theta, auto-arima), or an ensemble "
+        "of them joined by +",
     )
     group.add_argument(
         "--quantiles", default="0.1,0.5,0.9", help="comma-separated levels (default 0.1,0.5,0.9)"
@@ -90,40 +94,34 @@ def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _quantiles(text: str) -> list[float]:
     try:
-        return [float(q) for q in _names(text)]
+        return [float(q) for q in split_names(text)]
     except ValueError:
         raise ValueError(
             f"--quantiles must be numbers in (0, 1), e.g. 0.1,0.5,0.9; got {text!r}"
         ) from None
 
 
-def _first_entries(chunks: Iterable, n: int, store: list) -> Iterator:
-    """Pass chunks through, keeping (id, entry) of the first ``n`` series in ``store``."""
-    for chunk in chunks:
-        room = n - len(store)
-        store += list(zip(chunk.ids[:room], chunk.entries[:room]))
-        yield chunk
-
-
-def _plot_forecasts(args: argparse.Namespace, series: list, prediction_length: int) -> None:
-    """Fan charts of ``series`` (same model and seeds as the table) into ``--plot``."""
+def _plot_forecasts(
+    args: argparse.Namespace, options: ForecastOptions, run: ForecastRun, chunks: Iterable
+) -> None:
+    """Fan charts of the first ``--num-plots`` series (same model, seeds and weights as the
+    table) into ``--plot``."""
     import re
 
-    from lagllama.forecasting import Forecaster
+    from lagllama.forecasting.api import Forecaster
     from lagllama.plotting import plot_forecast, save_figure
 
+    series = []
+    for chunk in chunks:
+        series += list(zip(chunk.ids, chunk.entries))[: args.num_plots - len(series)]
+        if len(series) >= args.num_plots:
+            break
     entries = [entry for _, entry in series]
-    forecaster = Forecaster(
-        args.model,
-        prediction_length,
-        entries[0]["start"].freqstr,
-        _quantiles(args.quantiles),
-        args.num_samples,
-        args.seed,
-        args.batch_size,
-    )
+    weights = None if run.weights is None else list(run.weights.values())
+    forecaster = Forecaster(options, entries[0]["start"].freqstr, weights)
+    label = options.model or DEFAULT_MODEL
     for i, ((item_id, entry), forecast) in enumerate(zip(series, forecaster.predict(entries))):
-        ax, _ = plot_forecast(forecast, entry, title=f"{args.model}: {item_id}")
+        ax, _ = plot_forecast(forecast, entry, title=f"{label}: {item_id}")
         name = re.sub(r"[^\w.-]+", "_", str(item_id))
         save_figure(ax.figure, args.plot / f"{i + 1:02d}_{name}.png")
     print(f"{len(series)} fan charts written to {args.plot}")
@@ -131,60 +129,68 @@ def _plot_forecasts(args: argparse.Namespace, series: list, prediction_length: i
 
 def cmd_forecast(args: argparse.Namespace) -> None:
     """``lagllama forecast``: future forecasts of a file or dataset into a tidy table."""
-    from lagllama.data import load_dataset
-    from lagllama.forecast_files import CHUNK_ROWS, file_chunks, forecast_chunks
-    from lagllama.forecasting import summary_line
-    from lagllama.pretrained import DEFAULT_NAME
-    from lagllama.series_chunks import dataset_chunks
+    from lagllama.data.datasets import load_dataset
+    from lagllama.data.series_chunks import dataset_chunks
+    from lagllama.forecasting.api import summary_line
+    from lagllama.forecasting.files import CHUNK_ROWS, file_chunks, forecast_chunks
+    from lagllama.forecasting.specs import parse_model
 
     if (args.file is None) == (args.dataset is None):
         raise ValueError("give one --file PATH or --dataset NAME")
-    args.model = args.model or DEFAULT_NAME
     h = args.prediction_length
     if args.file is not None:
         if h is None:
             raise ValueError(f"--prediction-length is required for --file {args.file}")
-        chunks = file_chunks(
-            args.file,
-            h,
-            args.freq,
-            args.timestamp_column,
-            args.target_column,
-            args.item_id_column,
-            args.chunk_rows or CHUNK_ROWS,
-            args.future_file,
-            _column_list(args.covariates),
-            _column_list(args.past_covariates),
-        )
+
+        def source() -> Iterable:
+            return file_chunks(
+                args.file,
+                h,
+                args.freq,
+                args.timestamp_column,
+                args.target_column,
+                args.item_id_column,
+                args.chunk_rows or CHUNK_ROWS,
+                args.future_file,
+                column_list(args.covariates),
+                column_list(args.past_covariates),
+            )
+
     else:
         if args.future_file or args.covariates or args.past_covariates:
             raise ValueError("covariates are read from --file (and --future-file), not --dataset")
         data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
         h = h or data.metadata.prediction_length
-        chunks = dataset_chunks(data.test, h)
+
+        def source() -> Iterable:
+            return dataset_chunks(data.test, h)
+
     if h < 1:
         raise ValueError(f"--prediction-length must be >= 1, got {h}")
-    first: list = []
-    if args.plot is not None:
-        chunks = _first_entries(chunks, args.num_plots, first)
-    options = {
-        "model": args.model,
-        "quantiles": _quantiles(args.quantiles),
-        "num_samples": args.num_samples,
-        "seed": args.seed,
-        "batch_size": args.batch_size,
-        "progress": not args.quiet,
-    }
+    options = ForecastOptions(
+        h,
+        args.model,
+        tuple(_quantiles(args.quantiles)),
+        args.num_samples,
+        args.seed,
+        args.batch_size,
+    )
+    parse_model(options.model)
     if args.engine == "ray":
-        from lagllama.forecasting_ray import forecast_ray
+        from lagllama.forecasting.ray_engine import forecast_ray
 
         run = forecast_ray(
-            chunks, args.output, h, address=args.ray_address, workers=args.ray_workers, **options
+            source,
+            args.output,
+            options,
+            address=args.ray_address,
+            workers=args.ray_workers,
+            progress=not args.quiet,
         )
     else:
-        run = forecast_chunks(chunks, args.output, h, **options)
+        run = forecast_chunks(source, args.output, options, progress=not args.quiet)
     rate = run.counts["series"] / max(run.seconds, 1e-9)
     print(f"wrote {run.rows:,} rows to {run.output} in {run.seconds:.1f} s ({rate:.1f} series/s)")
-    print(summary_line(run.counts))
-    if first:
-        _plot_forecasts(args, first, h)
+    print(summary_line(run.counts, run.weights))
+    if args.plot is not None:
+        _plot_forecasts(args, options, run, source())

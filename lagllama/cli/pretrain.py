@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lagllama.cli.arguments import _hardware_arguments
+from lagllama.cli.arguments import hardware_arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="after training, export the last checkpoint (safetensors + config JSON) into DIR",
     )
-    _hardware_arguments(p)
+    hardware_arguments(p)
     p.set_defaults(func=cmd_pretrain)
 
 

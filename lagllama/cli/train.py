@@ -1,7 +1,7 @@
 """``lagllama train`` and ``fine-tune``: train Lag-Llama per dataset, save it, backtest it.
 
-The training itself is :func:`lagllama.models.lag_llama_factory` (fine-tuning by the recipe
-of :mod:`lagllama.fine_tuning`); this module holds their options.
+The training itself is :func:`lagllama.evaluation.predictors.lag_llama_factory` (fine-tuning by the recipe
+of :mod:`lagllama.training.fine_tuning`); this module holds their options.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import argparse
 
 from lagllama.cli.arguments import (
     LAG_LLAMA,
-    _data_arguments,
-    _hardware_arguments,
-    _model_arguments,
-    _report_arguments,
+    data_arguments,
+    hardware_arguments,
+    model_arguments,
+    report_arguments,
 )
 from lagllama.cli.evaluate import run_backtest
-from lagllama.models import lag_llama_factory
+from lagllama.evaluation.predictors import lag_llama_factory
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -28,16 +28,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
             description=f"Train Lag-Llama {what} on each series without its test windows, "
             "save the predictor under OUTPUT/models/DATASET and score it against baselines.",
         )
-        _data_arguments(p)
-        _model_arguments(p)
+        data_arguments(p)
+        model_arguments(p)
         _training_arguments(p, fine_tune=name == "fine-tune")
-        _hardware_arguments(p)
-        _report_arguments(p, baselines="seasonal-naive")
+        hardware_arguments(p)
+        report_arguments(p, baselines="seasonal-naive")
         p.set_defaults(func=cmd_train, fine_tune=name == "fine-tune")
 
 
 def _training_arguments(parser: argparse.ArgumentParser, fine_tune: bool = False) -> None:
-    from lagllama.fine_tuning_defaults import DEFAULTS
+    from lagllama.training.fine_tuning_defaults import DEFAULTS
 
     group = parser.add_argument_group("training")
     epochs = DEFAULTS["max_epochs"] if fine_tune else 5

@@ -265,7 +265,7 @@ def load_source(
         return read_jsonl(path, prefix=_source_stem(name))
     if name.endswith((".jsonl", ".jsonl.gz")):
         return read_jsonl(name, prefix=_source_stem(name))
-    from lagllama.data import load_dataset
+    from lagllama.data.datasets import load_dataset
 
     ds = load_dataset(name, data_dir=data_dir, download=True)
     entries = []
@@ -401,7 +401,7 @@ def _eval_prefixes(data_dir: str, eval_names: tuple[str, ...]) -> frozenset[byte
 
 
 def _eval_series_heads(data_dir: str, eval_names: tuple[str, ...]) -> Iterator[np.ndarray]:
-    from lagllama.data import is_available, load_dataset
+    from lagllama.data.datasets import is_available, load_dataset
 
     for name in eval_names:
         if is_available(name, data_dir):

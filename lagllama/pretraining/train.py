@@ -56,7 +56,7 @@ def make_estimator(cfg: PretrainConfig):
     """The ``LagLlamaEstimator`` being pretrained (frequency-independent lags)."""
     from gluonts.transform import ValidationSplitSampler
 
-    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.estimators.lag_llama import LagLlamaEstimator
 
     return LagLlamaEstimator(
         prediction_length=cfg.prediction_length,

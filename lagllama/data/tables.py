@@ -1,8 +1,8 @@
 """Tables of series (pandas DataFrames, long or wide) to GluonTS entries and back.
 
 The columns are detected or named (:func:`detect_layout`); parsing errors name the series,
-column and row, so a user can fix the file. :mod:`lagllama.data` reads and writes files
-with these; :mod:`lagllama.series_chunks` cuts large tables into chunks.
+column and row, so a user can fix the file. :mod:`lagllama.data.datasets` reads and writes files
+with these; :mod:`lagllama.data.series_chunks` cuts large tables into chunks.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ def from_dataframe(
 
 
 def _add_covariates(df, layout, entries, covariates, past_covariates) -> None:
-    from lagllama.covariates import find_covariates, history_fields
+    from lagllama.forecasting.covariates import find_covariates, history_fields
 
     if layout.target is None:
         raise ValueError("covariates need long form (id, time, target and covariate columns)")

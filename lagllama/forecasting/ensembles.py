@@ -3,9 +3,10 @@
 Lag-Llama members only (``a+b``): every member draws its share of the sample paths and the
 forecast is their mixture. A statistical baseline among the members (``a+auto-theta``): it has
 no sample paths, so the forecast is a weighted average of the members' quantiles
-(:class:`QuantileEnsemble`), with weights chosen on a validation window of the very data it
-forecasts (the last h points before the forecast start) by greedy ensemble selection, as
-AutoGluon does.
+(:class:`QuantileEnsemble`), with weights chosen by greedy ensemble selection, as AutoGluon
+does, on rolling validation windows of the very data it forecasts (the last h, 2h and 3h
+points before the forecast start), pooled over up to :data:`VALIDATION_SERIES` series of the
+whole input chosen by a hash of their id (:func:`validation_sample`).
 
 Pretrained models that differ only in seed or recipe make different errors, dataset by
 dataset; a mixture of their sample paths averages those errors out at the cost of the paths
@@ -17,24 +18,25 @@ better by the spread between them (the WQL approximates the CRPS). Measured in
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 from gluonts.dataset import Dataset
 from gluonts.model.forecast import Forecast, QuantileForecast, SampleForecast
 from gluonts.model.predictor import Predictor
 
-#: Separates the members of an ensemble in a model specification, e.g. ``lagllama-small+lagllama-base``.
-ENSEMBLE_SEPARATOR = "+"
+#: Rolling validation windows per series, and series per input, a hybrid's weights are fitted on.
+VALIDATION_WINDOWS = 3
+VALIDATION_SERIES = 500
 
 
-def split_members(spec: str) -> list[str]:
-    """The member specifications of ``a+b+...`` (one member: ``[spec]``)."""
-    members = [part.strip() for part in spec.split(ENSEMBLE_SEPARATOR)]
-    if any(not part for part in members):
-        raise ValueError(f"empty ensemble member in {spec!r}")
-    return members
+def _id_hash(item_id: object) -> int:
+    return int.from_bytes(hashlib.sha256(f"validation\x1f{item_id}".encode()).digest()[:8], "big")
 
 
 def sample_shares(num_samples: int, members: int) -> list[int]:
@@ -126,94 +128,129 @@ def select_weights(
 class QuantileEnsemble(Predictor):
     """Weighted average of the members' quantiles (statistical baselines among them).
 
-    Weights are fixed (``weights``) or, by default, fitted anew on every ``predict`` call:
-    each series that is long enough is cut ``prediction_length`` points short, the members
-    forecast that validation window, and :func:`select_weights` picks the mixture with the
-    lowest weighted quantile loss there. With no series long enough, members weigh equally.
-    The forecast holds ``levels`` and ``mean`` (the weighted mean of the members' means).
+    Weights are fixed (``weights``; an entry point fits them once over its whole input with
+    :meth:`fit`, so they do not depend on chunks or workers) or else fitted on the entries of
+    each ``predict`` call. A series shorter than one validation window plus ``min_history``
+    points is forecast with equal weights; a member that fails on a series (a statsforecast
+    fit on a constant or too-short series gives ``None``) drops out of that series, the
+    others' weights renormalised. ``counts`` tallies both, per ``predict`` call. The
+    forecast holds ``levels`` and ``mean`` (the weighted mean of the members' means).
     """
 
     def __init__(
         self,
         members: Sequence[Predictor],
+        names: Sequence[str],
         levels: Sequence[float],
         weights: Sequence[float] | None = None,
         min_history: int = 3,
+        windows: int = VALIDATION_WINDOWS,
     ) -> None:
         super().__init__(prediction_length=common_horizon(members))
-        if weights is not None and (len(weights) != len(members) or min(weights) < 0):
-            raise ValueError(f"need one non-negative weight per member, got {list(weights)}")
+        if len(names) != len(members):
+            raise ValueError(f"need one name per member, got {list(names)}")
         self.members = list(members)
+        self.names = list(names)
         self.levels = tuple(sorted(set(levels)))
-        self.weights = None if weights is None else np.asarray(weights, float) / sum(weights)
+        self.weights = None if weights is None else self._checked(weights)
         self.min_history = min_history
-        #: Weights used by the last ``predict`` call.
+        self.windows = windows
+        #: Weights used by the last ``predict`` call, and its tallies.
         self.last_weights: np.ndarray | None = None
+        self.counts: Counter[str] = Counter()
 
-    def _quantiles(self, member: Predictor, entries: list[dict]) -> tuple[np.ndarray, list]:
-        forecasts = list(member.predict(entries))
-        stacked = np.stack([[f.quantile(q) for q in self.levels] for f in forecasts])
-        missing = np.isnan(stacked).all(axis=(0, 2))
-        if missing.any():
-            level = self.levels[int(np.flatnonzero(missing)[0])]
-            raise ValueError(f"ensemble member {type(member).__name__} gives no quantile {level}")
-        return stacked, forecasts
+    def _checked(self, weights: Sequence[float]) -> np.ndarray:
+        values = np.asarray(weights, float)
+        if len(values) != len(self.members) or values.min() < 0 or values.sum() <= 0:
+            raise ValueError(f"need one non-negative weight per member, got {list(weights)}")
+        return values / values.sum()
+
+    def _quantiles(self, member: Predictor, entries: list[dict]) -> list[np.ndarray | None]:
+        """Each entry's (levels, h) quantiles and mean as one array, or ``None`` where the
+        member failed on it."""
+        rows = []
+        for forecast in member.predict(entries):
+            if forecast is None:
+                rows.append(None)
+                continue
+            values = np.stack([*(forecast.quantile(q) for q in self.levels), forecast.mean])
+            if np.isnan(values[:-1]).all(axis=1).any():
+                level = self.levels[int(np.flatnonzero(np.isnan(values[:-1]).all(axis=1))[0])]
+                raise ValueError(
+                    f"ensemble member {type(member).__name__} gives no quantile {level}"
+                )
+            rows.append(values)
+        return rows
 
     def fit(self, entries: Sequence[dict]) -> np.ndarray:
-        """Weights chosen on the validation window before each series' forecast start."""
-        from lagllama.evaluation import WQL_QUANTILES
+        """Weights by greedy selection on up to ``windows`` rolling validation windows of
+        each series long enough (its last h, 2h, ... points cut off), pooled; equal weights
+        when no series is long enough. Windows where a member failed are left out."""
+        from lagllama.evaluation.baselines import WQL_QUANTILES
 
         h = self.prediction_length
-        long = [e for e in entries if len(e["target"]) >= h + self.min_history]
-        if not long:
+        cut, target = [], []
+        for k in range(1, self.windows + 1):
+            for e in entries:
+                values = np.asarray(e["target"])
+                if len(values) >= k * h + self.min_history:
+                    cut.append({**e, "target": values[: len(values) - k * h]})
+                    target.append(values[len(values) - k * h : len(values) - (k - 1) * h])
+        if not cut:
             return np.full(len(self.members), 1.0 / len(self.members))
-        cut = [{**e, "target": np.asarray(e["target"])[:-h]} for e in long]
-        target = np.stack([np.asarray(e["target"], float)[-h:] for e in long])
+        forecasts = [self._quantiles(m, cut) for m in self.members]
+        usable = [i for i in range(len(cut)) if all(f[i] is not None for f in forecasts)]
+        if not usable:
+            return np.full(len(self.members), 1.0 / len(self.members))
         rows = [self.levels.index(q) for q in WQL_QUANTILES if q in self.levels]
-        members = [self._quantiles(m, cut)[0][:, rows] for m in self.members]
-        return select_weights(members, target, [self.levels[r] for r in rows])
+        members = [np.stack([f[i][rows] for i in usable]) for f in forecasts]
+        truth = np.stack([np.asarray(target[i], float) for i in usable])
+        return select_weights(members, truth, [self.levels[r] for r in rows])
 
     def predict(self, dataset: Dataset, **kwargs) -> Iterator[Forecast]:
         entries = list(dataset)
         weights = self.weights if self.weights is not None else self.fit(entries)
         self.last_weights = weights
-        quantiles, means = 0.0, 0.0
-        first = None
-        for weight, member in zip(weights, self.members):
-            q, forecasts = self._quantiles(member, entries)
-            first = first or forecasts
-            quantiles = quantiles + weight * q
-            means = means + weight * np.stack([f.mean for f in forecasts])
+        self.counts = Counter()
+        forecasts = [self._quantiles(m, entries) for m in self.members]
         keys = [str(q) for q in self.levels] + ["mean"]
-        for i, f in enumerate(first):
-            values = np.concatenate([quantiles[i], means[i][None]])
+        h = self.prediction_length
+        for i, entry in enumerate(entries):
+            available = [j for j, f in enumerate(forecasts) if f[i] is not None]
+            for j in set(range(len(self.members))) - set(available):
+                self.counts[f"dropped:{self.names[j]}"] += 1
+            w = np.zeros(len(self.members))
+            if len(entry["target"]) < h + self.min_history:
+                self.counts["equal_weights"] += 1
+                w[available] = 1.0
+            else:
+                w[available] = weights[available]
+                if w.sum() == 0:
+                    w[available] = 1.0
+            w = w / w.sum()
+            values = sum(w[j] * forecasts[j][i] for j in available)
             yield QuantileForecast(
-                values, start_date=f.start_date, forecast_keys=keys, item_id=f.item_id
+                values,
+                start_date=forecast_start(entry),
+                forecast_keys=keys,
+                item_id=entry.get("item_id"),
             )
 
 
-def member_predictors(
-    members: Sequence[str],
-    lag_llama: Callable[[str, int], Predictor],
-    baseline: Callable[[str], Predictor],
-    num_samples: int,
-    levels: Sequence[float],
-) -> Predictor:
-    """The predictor of ``members`` (one model, or an ensemble: ``split_members("a+b")``).
+def forecast_start(entry: dict) -> pd.Period:
+    """The first forecast period of a GluonTS entry: the one after its last observation."""
+    return entry["start"] + len(entry["target"])
 
-    ``lag_llama(name, paths)`` builds a Lag-Llama member, ``baseline(name)`` a statistical
-    one (``lagllama.evaluation.BASELINES``). Lag-Llama members only: :class:`EnsemblePredictor` sharing ``num_samples`` paths; with a
-    baseline among them: :class:`QuantileEnsemble` with fitted weights, each Lag-Llama member
-    drawing all ``num_samples`` paths."""
-    from lagllama.evaluation import BASELINES
 
-    if not members:
-        raise ValueError("an ensemble needs at least one member")
-    if len(members) == 1:
-        (name,) = members
-        return baseline(name) if name in BASELINES else lag_llama(name, num_samples)
-    if not any(m in BASELINES for m in members):
-        shares = sample_shares(num_samples, len(members))
-        return EnsemblePredictor([lag_llama(m, n) for m, n in zip(members, shares)])
-    built = [baseline(m) if m in BASELINES else lag_llama(m, num_samples) for m in members]
-    return QuantileEnsemble(built, levels)
+def validation_sample(entries: Iterable[dict], size: int = VALIDATION_SERIES) -> list[dict]:
+    """The ``size`` entries with the smallest hash of their id (ties by order), in a bounded
+    heap: the same series whatever the order, chunking or partitioning of the input, on which
+    a hybrid's weights are fitted once for a whole input."""
+    heap: list[tuple[int, int, dict]] = []
+    for n, entry in enumerate(entries):
+        key = -_id_hash(entry.get("item_id"))
+        if len(heap) < size:
+            heapq.heappush(heap, (key, -n, entry))
+        elif key > heap[0][0]:
+            heapq.heapreplace(heap, (key, -n, entry))
+    return [entry for _, _, entry in sorted(heap, key=lambda t: (-t[0], -t[1]))]

@@ -4,7 +4,7 @@ Metrics follow the Chronos benchmark convention: WQL is GluonTS's
 ``MeanWeightedSumQuantileLoss`` over quantiles 0.1..0.9, MASE/MSIS are scaled by the
 in-sample seasonal-naive error with ``get_seasonality(freq)``, and scores are aggregated
 across datasets as the geometric mean of each model's score relative to seasonal naive.
-The tasks (datasets, horizons, windows) are defined in :mod:`lagllama.tasks`.
+The tasks (datasets, horizons, windows) are defined in :mod:`lagllama.data.tasks`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from gluonts.dataset import Dataset
 from gluonts.ev.metrics import (
     MASE,
     MSIS,
@@ -34,104 +33,32 @@ from gluonts.ev.metrics import (
 from gluonts.model import Forecast, Predictor
 from gluonts.model import evaluation as gluonts_evaluation
 from gluonts.model.evaluation import evaluate_forecasts
-from gluonts.model.seasonal_naive import SeasonalNaivePredictor
 from tqdm.auto import tqdm
 
-# tasks live in lagllama.tasks; their names stay importable from here
-from lagllama.tasks import BacktestTask
-from lagllama.tasks import dataset_task as dataset_task
-from lagllama.tasks import drop_short as drop_short
-from lagllama.tasks import repository_task as repository_task
+from lagllama.data.tasks import BacktestTask
+from lagllama.evaluation.baselines import (
+    BASELINE,
+    FORECAST_QUANTILES,
+    WQL_QUANTILES,
+    baseline_predictor,
+)
 
-#: Quantiles averaged by WQL (Chronos / GluonTS convention).
-WQL_QUANTILES = tuple(round(0.1 * i, 1) for i in range(1, 10))
-#: Quantiles the baselines produce: WQL's plus the 95% interval for MSIS and coverage.
-FORECAST_QUANTILES = (0.025, 0.05, *WQL_QUANTILES, 0.95, 0.975)
 #: Report columns, in order; lower is better except for the coverages.
 METRICS = ("WQL", "MASE", "MSIS", "coverage_80", "coverage_95", "sMAPE", "RMSE")
 #: Metrics aggregated as geometric mean of the ratio to the baseline.
 RELATIVE_METRICS = ("WQL", "MASE", "MSIS", "sMAPE", "RMSE")
-BASELINE = "seasonal-naive"
-STATSFORECAST_MODELS = {
-    "auto-ets": "AutoETSPredictor",
-    "auto-theta": "AutoThetaPredictor",
-    "auto-arima": "AutoARIMAPredictor",
-}
-BASELINES = (BASELINE, *STATSFORECAST_MODELS)
-
 #: A predictor, or a factory building one for a task (so it can use h, freq, seasonality).
 PredictorSpec = Predictor | Callable[[BacktestTask], Predictor]
 
 
-def impute(target: np.ndarray) -> np.ndarray:
-    """Fill NaNs: linear interpolation inside, nearest value at the ends, 0 if all missing."""
-    series = pd.Series(np.asarray(target, dtype=float))
-    if not series.isna().any():
-        return series.to_numpy()
-    filled = series.interpolate(limit_direction="both")
-    return filled.fillna(0.0).to_numpy()
-
-
-class FallbackPredictor(Predictor):
-    """Wrap a predictor: impute NaNs before predicting, and forecast a series with
-    ``fallback`` when the primary model fails on it. Counts both, per ``predict`` call."""
-
-    def __init__(self, primary: Predictor, fallback: Predictor, impute_missing: bool = True):
-        super().__init__(prediction_length=primary.prediction_length)
-        self.primary = primary
-        self.fallback = fallback
-        self.impute_missing = impute_missing
-        self.num_fallbacks = 0
-        self.num_imputed = 0
-        self.failures: list[str] = []
-
-    def predict(self, dataset: Dataset, **kwargs) -> Iterator[Forecast]:
-        self.num_fallbacks = self.num_imputed = 0
-        self.failures = []
-        for entry in dataset:
-            target = np.asarray(entry["target"], dtype=float)
-            if self.impute_missing and np.isnan(target).any():
-                entry = {**entry, "target": impute(target)}
-                self.num_imputed += 1
-            try:
-                forecast = next(iter(self.primary.predict([entry], **kwargs)))
-                if not np.isfinite(forecast.quantile(0.5)).all():
-                    raise ValueError("non-finite forecast")
-            except Exception as err:  # statsforecast raises many types when a fit fails
-                self.num_fallbacks += 1
-                self.failures.append(f"{entry.get('item_id')}: {type(err).__name__}: {err}")
-                forecast = next(iter(self.fallback.predict([entry], **kwargs)))
-            yield forecast
-
-
-def seasonal_naive(task: BacktestTask) -> Predictor:
-    """GluonTS seasonal naive; its single sample makes it a point forecast for all quantiles."""
-    return SeasonalNaivePredictor(
-        prediction_length=task.prediction_length, season_length=task.season_length
-    )
-
-
-def baseline(
-    name: str, impute_missing: bool = True, quantile_levels: Sequence[float] = FORECAST_QUANTILES
-) -> Callable[[BacktestTask], Predictor]:
-    """Factory for a baseline by name (``seasonal-naive``, ``auto-ets``, ``auto-theta``,
-    ``auto-arima``); statsforecast models forecast ``quantile_levels`` and are wrapped in a
-    seasonal-naive fallback."""
-    if name == BASELINE:
-        return seasonal_naive
-    if name not in STATSFORECAST_MODELS:
-        raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+def baseline(name: str, impute_missing: bool = True) -> Callable[[BacktestTask], Predictor]:
+    """A baseline by name as a backtest factory: built for each task's horizon and season."""
+    baseline_predictor(name, 1, 1)  # an unknown name fails now, not at the first task
 
     def factory(task: BacktestTask) -> Predictor:
-        from gluonts.ext import statsforecast
-
-        predictor_cls = getattr(statsforecast, STATSFORECAST_MODELS[name])
-        primary = predictor_cls(
-            prediction_length=task.prediction_length,
-            quantile_levels=list(quantile_levels),
-            season_length=task.season_length,
+        return baseline_predictor(
+            name, task.prediction_length, task.season_length, impute_missing=impute_missing
         )
-        return FallbackPredictor(primary, seasonal_naive(task), impute_missing=impute_missing)
 
     return factory
 
@@ -188,18 +115,24 @@ def _predictor_for(spec: PredictorSpec, task: BacktestTask) -> Predictor:
 
 
 def run_model(name: str, spec: PredictorSpec, task: BacktestTask) -> dict:
-    """Forecast every test window of ``task`` with one model and score it (one report row)."""
-    test_data = task.test_data()
+    """Forecast every test window of ``task`` with one model and score it (one report row).
+
+    Windows are forecast one call each, so what a predictor fits on its input (a hybrid's
+    weights) never sees a later window's actuals."""
+    inputs = list(task.test_data().input)
     start = time.perf_counter()
     predictor = _predictor_for(spec, task)
-    forecasts = list(
-        tqdm(
-            predictor.predict(test_data.input),
-            total=len(test_data),
-            desc=f"{name} on {task.name}",
-            leave=False,
-        )
-    )
+    forecasts: list = [None] * len(inputs)
+    tallies = {"fallbacks": 0, "imputed": 0}
+    with tqdm(total=len(inputs), desc=f"{name} on {task.name}", leave=False) as bar:
+        for window in range(task.windows):
+            # GluonTS yields a series' windows one after the other
+            where = range(window, len(inputs), task.windows)
+            for i, forecast in zip(where, predictor.predict([inputs[i] for i in where])):
+                forecasts[i] = forecast
+                bar.update()
+            tallies["fallbacks"] += getattr(predictor, "num_fallbacks", 0)
+            tallies["imputed"] += getattr(predictor, "num_imputed", 0)
     seconds = time.perf_counter() - start
     return {
         "dataset": task.name,
@@ -207,8 +140,7 @@ def run_model(name: str, spec: PredictorSpec, task: BacktestTask) -> dict:
         **score_forecasts(forecasts, task),
         "num_series": len(forecasts) // task.windows,
         "windows": task.windows,
-        "fallbacks": getattr(predictor, "num_fallbacks", 0),
-        "imputed": getattr(predictor, "num_imputed", 0),
+        **tallies,
         "too_short": len(task.skipped),
         "runtime_s": seconds,
         "s_per_series": seconds / max(len(forecasts), 1),
@@ -251,7 +183,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _markdown_table(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame) -> str:
     def cell(value: object) -> str:
         if isinstance(value, float):
             return "" if math.isnan(value) else f"{value:.4g}"
@@ -304,7 +236,7 @@ class BacktestReport:
                     "WQL = mean weighted quantile loss over quantiles 0.1..0.9; MASE/MSIS scaled "
                     "by the seasonal-naive in-sample error; aggregate rows are geometric means of "
                     f"the ratio to {BASELINE} (coverage is not aggregated).",
-                    _markdown_table(self.table()),
+                    markdown_table(self.table()),
                     "## Fallbacks and imputation\n\n" + "\n".join(notes),
                     "## Configuration\n\n```json\n" + json.dumps(self.config, indent=2) + "\n```",
                     "## Versions\n\n" + "\n".join(f"- {k}: {v}" for k, v in self.versions.items()),
@@ -352,7 +284,7 @@ def backtest(
 
     Seasonal naive is always included, since the aggregate is relative to it. With
     ``in_context_regression`` every model but that reference uses the tasks' known-future
-    covariates (``feat_dynamic_real``; :class:`lagllama.covariates.InContextRegression`),
+    covariates (``feat_dynamic_real``; :class:`lagllama.forecasting.covariates.InContextRegression`),
     except a Lag-Llama model trained with covariates, which reads them itself.
     """
     specs: dict[str, PredictorSpec] = {
@@ -363,7 +295,7 @@ def backtest(
             raise ValueError(f"model name {name!r} clashes with a baseline")
         specs[name] = spec
     if in_context_regression:
-        from lagllama.covariates import InContextRegression
+        from lagllama.forecasting.covariates import InContextRegression
 
         def regressed(spec: PredictorSpec) -> Callable[[BacktestTask], Predictor]:
             def build(task: BacktestTask) -> Predictor:

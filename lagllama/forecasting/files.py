@@ -3,17 +3,17 @@
 :func:`forecast_file` reads a long CSV/parquet file in chunks (a series' rows must be
 contiguous: sorted by id, or at least grouped), forecasts them in batches and appends to a
 temporary file beside the output, renamed at the end; on any error no output file is left.
-The input is checked (file, columns, the first chunk's rows) before any progress bar or
-output file appears. Memory is bounded by the chunk size, not by the file.
+The input is checked (file, columns, the first chunk's rows, the future table against every
+series' last timestamp) before any progress bar or output file appears. Memory is bounded by
+the chunk size, not by the file.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +22,23 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from lagllama.covariates import Covariates, find_covariates, future_groups
-from lagllama.data import check_readable
-from lagllama.forecasting import DEFAULT_QUANTILES, _forecaster_factory
-from lagllama.pretrained import DEFAULT_NAME
-from lagllama.series_chunks import (
+from lagllama.data.datasets import check_readable
+from lagllama.data.series_chunks import (
     CHUNK_SERIES,
     NO_COVARIATES,
     SeriesChunk,
-    _layout_columns,
     frame_chunk,
+    layout_columns,
 )
-from lagllama.tables import Layout, detect_layout
+from lagllama.data.tables import Layout, detect_layout
+from lagllama.forecasting.api import fitted_forecaster
+from lagllama.forecasting.covariates import (
+    Covariates,
+    find_covariates,
+    future_covariates,
+    future_groups,
+)
+from lagllama.forecasting.options import ForecastOptions
 
 #: Rows read from a long file at a time; memory is bounded by this, not by the file.
 CHUNK_ROWS = 100_000
@@ -64,13 +69,13 @@ def _read_table(path: Path, id_column: str | None) -> pd.DataFrame:
 
 
 def _row_batches(
-    path: Path, layout: Layout, rows: int, every_column: bool = False
+    path: Path, id_column: str | None, rows: int, columns: Sequence[str] | None
 ) -> Iterator[pd.DataFrame]:
-    """Rows of a long file in order, ``rows`` at a time (CSV ids read as text); the layout's
-    columns, or ``every_column`` (covariates)."""
-    columns = None if every_column else _layout_columns(layout)
+    """Rows of a long file in order, ``rows`` at a time (CSV ids read as text), of ``columns``
+    (None: every column)."""
+    columns = None if columns is None else list(columns)
     if path.suffix.lower() == ".csv":
-        dtype = {layout.item_id: str} if layout.item_id else None
+        dtype = {id_column: str} if id_column else None
         yield from pd.read_csv(path, usecols=columns, dtype=dtype, chunksize=rows)
         return
     import pyarrow.parquet as pq
@@ -136,7 +141,32 @@ def _covariates(
                 "is wide (one column per series)"
             )
         return NO_COVARIATES
-    return find_covariates(history, _layout_columns(layout), future, covariates, past_covariates)
+    return find_covariates(history, layout_columns(layout), future, covariates, past_covariates)
+
+
+def _check_future_rows(
+    path: Path,
+    layout: Layout,
+    freq: str,
+    prediction_length: int,
+    future: Mapping[str, pd.DataFrame],
+    spec: Covariates,
+    chunk_rows: int,
+) -> None:
+    """Check that the future table has every series' forecast steps and values, from a pass
+    over the history's ids and timestamps alone, so that a bad future table fails before any
+    progress bar or output file, not at the chunk that needs it."""
+    columns = [layout.item_id, layout.timestamp]
+    lasts = [
+        pd.to_datetime(batch[layout.timestamp], errors="coerce")
+        .groupby(batch[layout.item_id], sort=False)
+        .max()
+        for batch in _row_batches(path, layout.item_id, chunk_rows, columns)
+    ]
+    last = pd.concat(lasts).groupby(level=0, sort=False).max().dropna()
+    for item_id, end in last.items():
+        ahead = pd.date_range(end, periods=prediction_length + 1, freq=freq)[1:]
+        future_covariates(item_id, future, ahead, spec)
 
 
 def file_chunks(
@@ -155,7 +185,7 @@ def file_chunks(
     at a time in long form (wide files hold one column per series and are read whole).
 
     ``future_file`` (read whole: h rows a series) holds the known-future covariates; the
-    history's other columns are covariates (:mod:`lagllama.covariates`)."""
+    history's other columns are covariates (:mod:`lagllama.forecasting.covariates`)."""
     path = Path(path)
     _check_table_file(path)
     columns = _read_columns(path)
@@ -168,7 +198,7 @@ def file_chunks(
     spec = _covariates(
         pd.DataFrame(columns=columns), layout, future_df, covariates, past_covariates
     )
-    future = future_groups(future_df, layout.item_id) if spec.known else None
+    future = future_groups(future_df, layout.item_id, layout.timestamp) if spec.known else None
     if layout.target is None or layout.item_id is None:
         frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
         if layout.target is None:  # wide: chunks of columns
@@ -180,14 +210,17 @@ def file_chunks(
         else:
             parts = [frame]
     else:
-        batches = _row_batches(path, layout, chunk_rows, every_column=bool(spec))
+        columns = None if spec else layout_columns(layout)
+        batches = _row_batches(path, layout.item_id, chunk_rows, columns)
         parts = _whole_series(batches, layout.item_id)
     empty = True
     for part in parts:
-        empty = False
         if spec:  # categorical levels from this chunk's rows
             spec = _covariates(part, layout, future_df, covariates, past_covariates)
         chunk, freq = frame_chunk(part, layout, freq, prediction_length, future, spec)
+        if empty and future is not None and layout.item_id is not None:
+            _check_future_rows(path, layout, freq, prediction_length, future, spec, chunk_rows)
+        empty = False
         yield chunk
     if empty:
         raise ValueError(f"{path} has no rows")
@@ -245,48 +278,43 @@ def atomic_table(path: str | Path) -> Iterator[Callable[[pd.DataFrame], None]]:
 
 @dataclass
 class ForecastRun:
-    """What a run wrote: the output path, its row count, the tallies, the seconds it took."""
+    """What a run wrote: the output path, its row count, the tallies, the seconds it took and
+    a hybrid's member weights (fitted once over the whole input)."""
 
     output: Path
     rows: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    weights: dict[str, float] | None = None
 
 
 def forecast_chunks(
-    chunks: Iterable[SeriesChunk],
+    source: Callable[[], Iterable[SeriesChunk]],
     output: str | Path,
-    prediction_length: int,
-    model: str = DEFAULT_NAME,
-    quantiles: Sequence[float] = DEFAULT_QUANTILES,
-    num_samples: int = 100,
-    seed: int | None = 0,
-    batch_size: int = 64,
+    options: ForecastOptions,
     progress: bool = True,
 ) -> ForecastRun:
-    """Forecast chunk after chunk and append each table to ``output`` (.csv or .parquet).
+    """Forecast the chunks ``source()`` yields and append each table to ``output`` (.csv or
+    .parquet); a hybrid's weights are fitted on a first pass over ``source()``.
 
-    The arguments, the output's name, the first chunk (the file exists, is readable and its
-    first rows parse) and the model are checked before the progress bar starts.
+    The output's name, the first chunk (the file exists, is readable and its first rows
+    parse) and the model are checked before the progress bar starts.
     """
-    make = _forecaster_factory(model, prediction_length, quantiles, num_samples, seed, batch_size)
     run = ForecastRun(check_output(output))
     start = time.perf_counter()
-    chunks = iter(chunks)
-    first = next(chunks, None)
-    if first is None:
-        raise ValueError("no forecasts to write")
-    forecaster = make(first.freq)
+    forecaster, chunks = fitted_forecaster(options, source)
     with (
         atomic_table(output) as write,
         tqdm(unit="series", desc="forecast", disable=not progress, smoothing=0.1) as bar,
     ):
-        for chunk in itertools.chain([first], chunks):
+        for chunk in chunks:
             table = forecaster.table(chunk)
             write(table)
             run.rows += len(table)
+            run.counts.update(chunk.counts)
             bar.update(len(chunk.entries))
-    run.counts = forecaster.counts
+    run.counts.update(forecaster.counts)
+    run.weights = forecaster.weights
     run.seconds = time.perf_counter() - start
     return run
 
@@ -294,17 +322,12 @@ def forecast_chunks(
 def forecast_file(
     path: str | Path,
     output: str | Path,
-    prediction_length: int,
-    model: str = DEFAULT_NAME,
-    quantiles: Sequence[float] = DEFAULT_QUANTILES,
-    num_samples: int = 100,
-    seed: int | None = 0,
+    options: ForecastOptions,
     *,
     freq: str | None = None,
     timestamp_column: str | None = None,
     target_column: str | None = None,
     item_id_column: str | None = None,
-    batch_size: int = 64,
     chunk_rows: int = CHUNK_ROWS,
     progress: bool = True,
     future_file: str | Path | None = None,
@@ -313,26 +336,19 @@ def forecast_file(
 ) -> ForecastRun:
     """Forecast every series of a CSV/parquet file into ``output``, in bounded memory;
     ``future_file`` holds known-future covariates (see :func:`file_chunks`)."""
-    chunks = file_chunks(
-        path,
-        prediction_length,
-        freq,
-        timestamp_column,
-        target_column,
-        item_id_column,
-        chunk_rows,
-        future_file,
-        covariates,
-        past_covariates,
-    )
-    return forecast_chunks(
-        chunks,
-        output,
-        prediction_length,
-        model,
-        quantiles,
-        num_samples,
-        seed,
-        batch_size,
-        progress,
-    )
+
+    def source() -> Iterator[SeriesChunk]:
+        return file_chunks(
+            path,
+            options.prediction_length,
+            freq,
+            timestamp_column,
+            target_column,
+            item_id_column,
+            chunk_rows,
+            future_file,
+            covariates,
+            past_covariates,
+        )
+
+    return forecast_chunks(source, output, options, progress)

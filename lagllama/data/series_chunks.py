@@ -3,21 +3,22 @@ dataset.
 
 A chunk holds each series' original id, its GluonTS entry (with covariate fields, if any) and
 its future timestamps, so a forecast table can be built without the input. Reading files in
-chunks is :mod:`lagllama.forecast_files`; forecasting the chunks is :mod:`lagllama.forecasting`.
+chunks is :mod:`lagllama.forecasting.files`; forecasting the chunks is :mod:`lagllama.forecasting.api`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from gluonts.dataset import Dataset
 
-from lagllama.covariates import KNOWN, PAST, Covariates, covariate_fields
-from lagllama.tables import Layout, frame_series, infer_freq, period_timestamps, series_entry
+from lagllama.data.tables import Layout, frame_series, infer_freq, period_timestamps, series_entry
+from lagllama.forecasting.covariates import KNOWN, PAST, Covariates, covariate_fields
 
 #: Series per chunk for wide tables and GluonTS datasets.
 CHUNK_SERIES = 1_000
@@ -26,11 +27,16 @@ NO_COVARIATES = Covariates()
 
 @dataclass
 class SeriesChunk:
-    """Whole series ready to forecast: original ids, GluonTS entries and the future timestamps."""
+    """Whole series ready to forecast: original ids, GluonTS entries and the future timestamps.
+
+    ``counts`` tallies what reading found that the forecast summary should name:
+    ``past_only:NAME``, series with a past-only covariate, which zero-shot forecasts ignore.
+    """
 
     ids: pd.Series
     entries: list[dict]
     future: list[pd.DatetimeIndex]
+    counts: Counter[str] = field(default_factory=Counter)
 
     @property
     def freq(self) -> str:
@@ -48,7 +54,7 @@ def frame_chunk(
 ) -> tuple[SeriesChunk, str]:
     """The series of ``df`` (long or wide) as a chunk, and the input frequency (inferred once).
 
-    ``future``: the future table's rows by series id (:func:`lagllama.covariates.future_groups`),
+    ``future``: the future table's rows by series id (:func:`lagllama.forecasting.covariates.future_groups`),
     needed for known-future ``covariates``. Errors name the series: duplicate or off-grid
     timestamps, text, an infinite target, no observed value; missing future rows or values.
     """
@@ -63,24 +69,17 @@ def frame_chunk(
         ahead = pd.date_range(index.max(), periods=prediction_length + 1, freq=freq)[1:]
         if covariates:
             grid = pd.date_range(index.min(), index.max(), freq=freq)
-            rows = None
-            if covariates.known:
-                rows = (future or {}).get(str(item_id))
-                if rows is None:
-                    raise ValueError(
-                        f"the future table has no rows for series {str(item_id)!r}; it needs "
-                        f"{prediction_length} rows from {ahead[0]} to {ahead[-1]}"
-                    )
             entry.update(
                 covariate_fields(
-                    item_id, parts[item_id], grid, rows, ahead, layout.timestamp, covariates
+                    item_id, parts[item_id], grid, future or {}, ahead, layout.timestamp, covariates
                 )
             )
         entries.append(entry)
         future_index.append(ahead)
     dtype = df[layout.item_id].dtype if layout.item_id else None
     ids = pd.Series([item_id for item_id, _, _ in series], dtype=dtype)
-    return SeriesChunk(ids, entries, future_index), freq
+    counts = Counter({f"past_only:{name}": len(entries) for name in covariates.past})
+    return SeriesChunk(ids, entries, future_index, counts), freq
 
 
 def _series_frames(df: pd.DataFrame, layout: Layout) -> Iterator[tuple[Any, pd.DataFrame]]:
@@ -128,5 +127,5 @@ def dataset_chunks(
         yield SeriesChunk(pd.Series(ids), entries, future)
 
 
-def _layout_columns(layout: Layout) -> list[str]:
+def layout_columns(layout: Layout) -> list[str]:
     return [c for c in (layout.item_id, layout.timestamp, layout.target) if c is not None]

@@ -17,20 +17,25 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lagllama.forecast_files import ForecastRun
-from lagllama.forecasting import DEFAULT_QUANTILES, ID, Forecaster, check_quantiles, resolve_model
-from lagllama.pretrained import DEFAULT_NAME
-from lagllama.series_chunks import SeriesChunk
+from lagllama.data.series_chunks import SeriesChunk
+from lagllama.forecasting.api import ID, Forecaster
+from lagllama.forecasting.covariates import KNOWN, PAST
+from lagllama.forecasting.ensembles import validation_sample
+from lagllama.forecasting.files import ForecastRun
+from lagllama.forecasting.options import ForecastOptions
+from lagllama.forecasting.specs import parse_model
 
 #: Columns of the staged series table (one row per series), and of the list of parts.
 START, TARGET, FUTURE, PATH = "start_ordinal", "target", "future", "path"
+#: Covariate fields staged as one list of rows per series.
+COVARIATE_FIELDS = (KNOWN, PAST)
 
 
 def require_ray() -> Any:
@@ -44,8 +49,9 @@ def require_ray() -> Any:
 
 
 def chunk_frame(chunk: SeriesChunk) -> pd.DataFrame:
-    """A chunk as a table with one row per series (ids keep their dtype)."""
-    return pd.DataFrame(
+    """A chunk as a table with one row per series (ids keep their dtype; covariates, if any,
+    as one list of rows per series)."""
+    frame = pd.DataFrame(
         {
             ID: chunk.ids,
             START: [e["start"].ordinal for e in chunk.entries],
@@ -53,6 +59,10 @@ def chunk_frame(chunk: SeriesChunk) -> pd.DataFrame:
             FUTURE: [f.to_numpy() for f in chunk.future],
         }
     )
+    for name in COVARIATE_FIELDS:
+        if any(name in e for e in chunk.entries):
+            frame[name] = [list(np.asarray(e[name])) for e in chunk.entries]
+    return frame
 
 
 def frame_to_chunk(frame: pd.DataFrame, freq: str) -> SeriesChunk:
@@ -65,6 +75,10 @@ def frame_to_chunk(frame: pd.DataFrame, freq: str) -> SeriesChunk:
         }
         for item_id, start, target in zip(frame[ID], frame[START], frame[TARGET])
     ]
+    for name in COVARIATE_FIELDS:
+        if name in frame.columns:
+            for entry, rows in zip(entries, frame[name]):
+                entry[name] = np.stack([np.asarray(r, dtype=np.float32) for r in rows])
     future = [pd.DatetimeIndex(f) for f in frame[FUTURE]]
     return SeriesChunk(frame[ID].reset_index(drop=True), entries, future)
 
@@ -72,12 +86,18 @@ def frame_to_chunk(frame: pd.DataFrame, freq: str) -> SeriesChunk:
 class RayForecaster:
     """A Ray Data actor: loads the model once, then forecasts staged parts given by path."""
 
-    def __init__(self, freq: str, threads: int = 1, **options: Any) -> None:
+    def __init__(
+        self,
+        freq: str,
+        options: ForecastOptions,
+        weights: list[float] | None = None,
+        threads: int = 1,
+    ) -> None:
         import torch
 
         torch.set_num_threads(threads)
         self.freq = freq
-        self.forecaster = Forecaster(freq=freq, **options)
+        self.forecaster = Forecaster(options, freq, weights)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         parts = [pd.read_parquet(path) for path in batch[PATH]]
@@ -87,40 +107,47 @@ class RayForecaster:
 
 def _stage(
     chunks: Iterable[SeriesChunk], folder: Path, part_series: int
-) -> tuple[str, Counter[str]]:
+) -> tuple[str, Counter[str], list[dict]]:
     """Write chunks as parquet parts of at most ``part_series`` series (small parts keep every
-    actor busy until the end); the period frequency and the series tallies."""
+    actor busy until the end); the period frequency, the series tallies and the validation
+    sample of a hybrid (:func:`validation_sample`, taken on the way)."""
     counts: Counter[str] = Counter()
     freq = None
-    for chunk in chunks:
-        freq = freq or chunk.freq
-        frame = chunk_frame(chunk)
-        for start in range(0, len(frame), part_series):
-            part = folder / f"part-{counts['parts']:06d}.parquet"
-            frame.iloc[start : start + part_series].to_parquet(part, index=False)
-            counts["parts"] += 1
-        counts["series"] += len(chunk.entries)
-        counts["missing"] += sum(bool(np.isnan(e["target"]).any()) for e in chunk.entries)
+    entries: list[dict] = []
+
+    def stream() -> Iterator[dict]:
+        nonlocal freq
+        for chunk in chunks:
+            freq = freq or chunk.freq
+            frame = chunk_frame(chunk)
+            for start in range(0, len(frame), part_series):
+                part = folder / f"part-{counts['parts']:06d}.parquet"
+                frame.iloc[start : start + part_series].to_parquet(part, index=False)
+                counts["parts"] += 1
+            counts["series"] += len(chunk.entries)
+            counts["missing"] += sum(bool(np.isnan(e["target"]).any()) for e in chunk.entries)
+            counts["with_covariates"] += sum(KNOWN in e for e in chunk.entries)
+            counts.update(chunk.counts)
+            yield from chunk.entries
+
+    entries = validation_sample(stream())
     if freq is None:
         raise ValueError("no series to forecast")
-    return freq, counts
+    return freq, counts, entries
 
 
 def forecast_ray(
-    chunks: Iterable[SeriesChunk],
+    source: Callable[[], Iterable[SeriesChunk]],
     output: str | Path,
-    prediction_length: int,
-    model: str = DEFAULT_NAME,
-    quantiles: Sequence[float] = DEFAULT_QUANTILES,
-    num_samples: int = 100,
-    seed: int | None = 0,
-    batch_size: int = 64,
+    options: ForecastOptions,
     address: str | None = None,
     workers: int | None = None,
     progress: bool = True,
 ) -> ForecastRun:
-    """Forecast ``chunks`` on Ray into the parquet folder ``output``.
+    """Forecast the chunks ``source()`` yields on Ray into the parquet folder ``output``.
 
+    The driver reads the input once, staging it and keeping a hybrid's validation sample, and
+    fits the weights before any actor starts, so every actor uses the same weights.
     ``address``: an existing cluster (``HOST:6379``); without it, the Ray instance already
     started in this process, else a new local one (shut down at the end). ``workers``:
     actors, one torch thread each (default: one per CPU of the cluster).
@@ -128,20 +155,22 @@ def forecast_ray(
     output = Path(output)
     if output.suffix.lower() not in (".parquet", ".pq"):
         raise ValueError(f"--engine ray writes parquet: name the output NAME.parquet, not {output}")
-    if prediction_length < 1:
-        raise ValueError(f"prediction length must be >= 1, got {prediction_length}")
-    resolve_model(model)
-    quantiles = check_quantiles(quantiles)
+    spec = parse_model(options.model)
     ray = require_ray()
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.{os.getpid()}.input")
     written = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     started = not ray.is_initialized()
     start = time.perf_counter()
+    weights = None
     try:
         staging.mkdir()
-        freq, counts = _stage(chunks, staging, part_series=4 * batch_size)
+        freq, counts, sample = _stage(source(), staging, part_series=4 * options.batch_size)
         del counts["parts"]
+        if spec.is_hybrid:
+            driver = Forecaster(options, freq)
+            driver.fit([SeriesChunk(pd.Series([e["item_id"] for e in sample]), sample, [])])
+            weights = driver.weights
         if started:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         ray.data.DataContext.get_current().enable_progress_bars = progress
@@ -149,20 +178,16 @@ def forecast_ray(
         size = workers or max(1, int(cpus))
         # actors that took every CPU would starve Ray Data's read and write tasks: leave one
         actor_cpus = min(1.0, max(cpus - 1.0, cpus / 2) / size)
-        options = {
-            "model": model,
-            "prediction_length": prediction_length,
-            "quantiles": quantiles,
-            "num_samples": num_samples,
-            "seed": seed,
-            "batch_size": batch_size,
-        }
         # one block per part, so the parts spread over the actors as they stream through
         paths = [{PATH: str(path)} for path in sorted(staging.glob("*.parquet"))]
         parts = ray.data.from_items(paths, override_num_blocks=len(paths))
         parts.map_batches(
             RayForecaster,
-            fn_constructor_kwargs={"freq": freq, **options},
+            fn_constructor_kwargs={
+                "freq": freq,
+                "options": options,
+                "weights": None if weights is None else list(weights.values()),
+            },
             batch_size=1,
             batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=size),
@@ -178,5 +203,5 @@ def forecast_ray(
         shutil.rmtree(written, ignore_errors=True)
         if started and ray.is_initialized():
             ray.shutdown()
-    rows = counts["series"] * prediction_length
-    return ForecastRun(output, rows, counts, time.perf_counter() - start)
+    rows = counts["series"] * options.prediction_length
+    return ForecastRun(output, rows, counts, time.perf_counter() - start, weights)

@@ -2,7 +2,7 @@
 
 A task says what a model may train on (each series without its test windows) and what it is
 scored on (the last windows), so every model of a backtest sees the same data. Series too
-short for the windows are left out and named. Scoring is :mod:`lagllama.evaluation`.
+short for the windows are left out and named. Scoring is :mod:`lagllama.evaluation.backtest`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from gluonts.dataset import Dataset
 from gluonts.dataset.split import TestData, split
 from gluonts.time_feature import get_seasonality
 
-from lagllama.data import dataset_freq, load_dataset
-from lagllama.frequency import offset_alias
+from lagllama.data.datasets import dataset_freq, load_dataset
+from lagllama.data.frequency import offset_alias
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def repository_task(
 def dataset_task(
     name: str, dataset: Dataset, prediction_length: int, windows: int = 1
 ) -> BacktestTask:
-    """A task for a user's dataset (e.g. from :func:`lagllama.data.read_file`); series too
+    """A task for a user's dataset (e.g. from :func:`lagllama.data.datasets.read_file`); series too
     short for the windows are left out and listed in ``skipped``."""
     if prediction_length < 1:
         raise ValueError(f"prediction_length must be >= 1, got {prediction_length}")

@@ -3,7 +3,7 @@
 ``lagllama backtest``, ``zero-shot``, ``train`` and ``fine-tune`` (and scripts that mimic
 them with an ``argparse.Namespace``) get one predictor per task from
 :func:`lag_llama_factory`: zero-shot from a checkpoint or an ensemble of checkpoints and
-baselines, trained from scratch, or fine-tuned by the recipe of :mod:`lagllama.fine_tuning`.
+baselines, trained from scratch, or fine-tuned by the recipe of :mod:`lagllama.training.fine_tuning`.
 It lives outside :mod:`lagllama.cli` so the command line only parses and prints. Heavy
 imports (GluonTS, torch, the estimators) happen inside the functions.
 """
@@ -19,37 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gluonts.model import Predictor
 
-    from lagllama.tasks import BacktestTask
-
-
-def _checkpoints(args: argparse.Namespace) -> list[Path | str]:
-    """``--checkpoint``: one model, or the members of an ensemble ``a+b`` (zero-shot only),
-    where a member may be a statistical baseline by name (``lagllama-v2-small+auto-theta``)."""
-    from lagllama.ensemble import ENSEMBLE_SEPARATOR, split_members
-    from lagllama.evaluation import BASELINES
-
-    spec = args.checkpoint
-    if spec is None or ENSEMBLE_SEPARATOR not in str(spec) or Path(spec).is_file():
-        return [_checkpoint(spec)]  # a file whose name holds a + is one checkpoint
-    members = split_members(str(spec))
-    if all(m in BASELINES for m in members):
-        raise ValueError(f"the ensemble {spec} needs at least one Lag-Llama member")
-    return [m if m in BASELINES else _checkpoint(Path(m)) for m in members]
-
-
-def _checkpoint(path: Path | None) -> Path:
-    """A shipped model's name or a checkpoint file, else (``None``) the packaged default."""
-    from lagllama.pretrained import DEFAULT_NAME, available_models, checkpoint_path
-
-    if path is None or str(path) in available_models():
-        try:
-            return Path(checkpoint_path(DEFAULT_NAME if path is None else str(path)))
-        except (ImportError, FileNotFoundError) as err:
-            raise ValueError(f"no default checkpoint available ({err}); pass --checkpoint") from err
-    if not Path(path).exists():
-        shipped = ", ".join(available_models()) or "none"
-        raise FileNotFoundError(f"checkpoint not found: {path} (shipped models: {shipped})")
-    return Path(path)
+    from lagllama.data.tasks import BacktestTask
 
 
 def _hardware(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,57 +57,63 @@ def _estimator_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def lag_llama_factory(
     args: argparse.Namespace, train: bool = False, from_checkpoint: bool = True
 ) -> Callable[[BacktestTask], Predictor]:
-    """Build a Lag-Llama predictor per task: zero-shot, fine-tuned or trained from scratch.
+    """Build the predictor of ``--checkpoint`` (a model specification, default ``lagllama``)
+    per task: zero-shot, fine-tuned (every Lag-Llama member of the specification tuned by
+    the recipe of :mod:`lagllama.training.fine_tuning`; a hybrid's weights refitted on the
+    task's inputs) or, without ``from_checkpoint``, trained from scratch.
 
     Trained predictors are saved under ``OUTPUT/models/<dataset>`` when ``--output`` is set;
     Lightning checkpoints stay under ``OUTPUT/training/<dataset>`` (``lagllama_runs/`` without it).
     """
-    checkpoints = _checkpoints(args) if from_checkpoint else [None]
-    if train and len(checkpoints) > 1:
-        raise ValueError(
-            f"fine-tuning starts from one checkpoint, not the ensemble {args.checkpoint}"
-        )
-    checkpoint = checkpoints[0]
+    from lagllama.forecasting.specs import parse_model
+
+    checkpoint = getattr(args, "checkpoint", None)
+    spec = parse_model(None if checkpoint is None else str(checkpoint)) if from_checkpoint else None
 
     def factory(task: BacktestTask) -> Predictor:
-        from lagllama.estimators import LagLlamaEstimator
+        from lagllama.forecasting.options import ForecastOptions
+        from lagllama.forecasting.specs import build_predictor
 
-        kwargs = {"prediction_length": task.prediction_length, "freq": task.freq}
-        kwargs.update(_estimator_kwargs(args))
-        if train and getattr(args, "trained_covariates", False):
-            kwargs.update(covariate_counts(task))
-        if len(checkpoints) > 1:
-            from lagllama.ensemble import member_predictors
-            from lagllama.evaluation import FORECAST_QUANTILES, baseline
-
-            def member(path: str, n: int) -> Predictor:
-                estimator = LagLlamaEstimator.from_checkpoint(
-                    path, **{**kwargs, "num_parallel_samples": n}
-                )
-                return estimator.create_zero_shot_predictor()
-
-            return member_predictors(
-                [str(c) for c in checkpoints],
-                member,
-                lambda name: baseline(name)(task),
-                args.num_samples,
-                FORECAST_QUANTILES,
-            )
-        if checkpoint is not None:
-            estimator = LagLlamaEstimator.from_checkpoint(checkpoint, **kwargs)
-        else:
-            estimator = LagLlamaEstimator(**kwargs)
-        if not train:
-            return estimator.create_zero_shot_predictor()
-        # Lightning's checkpoints and logs are kept: they are what `fine-tune` starts from.
+        options = ForecastOptions(
+            task.prediction_length,
+            spec.name if spec else None,
+            num_samples=args.num_samples,
+            seed=getattr(args, "seed", 0),
+            batch_size=args.batch_size,
+            sampling_precision=getattr(args, "sampling_precision", "32"),
+            context_length=args.context_length,
+        )
+        if spec is not None and not train:
+            return build_predictor(spec, options, task.season_length, task.freq)
         root = (args.output or Path("lagllama_runs")) / "training" / task.name
-        if checkpoint is not None:
-            predictor = _fine_tune(args, task, checkpoint, root)
-        else:
+        # Lightning's checkpoints and logs are kept: they are what `fine-tune` starts from.
+        if spec is None:
+            from lagllama.estimators.lag_llama import LagLlamaEstimator
+
+            kwargs = {"prediction_length": task.prediction_length, "freq": task.freq}
+            kwargs.update(_estimator_kwargs(args))
+            if getattr(args, "trained_covariates", False):
+                kwargs.update(covariate_counts(task))
+            estimator = LagLlamaEstimator(**kwargs)
             estimator.trainer_kwargs["default_root_dir"] = str(root)
             predictor = estimator.train(task.train_data())
+        else:
+            single = len(spec.lag_llama) == 1
+            tuned = {
+                m.name: _fine_tune(
+                    args, task, Path(m.checkpoint), root if single else root / Path(m.name).stem
+                )
+                for m in spec.lag_llama
+            }
+            predictor = build_predictor(
+                spec,
+                options,
+                task.season_length,
+                task.freq,
+                lag_llama=lambda member, paths: tuned[member.name],
+            )
         print(f"checkpoints of {task.name} kept under {root}", file=sys.stderr)
-        if args.output is not None:
+        if args.output is not None and (spec is None or len(spec.members) == 1):
             folder = args.output / "models" / task.name
             folder.mkdir(parents=True, exist_ok=True)
             predictor.serialize(folder)
@@ -149,7 +125,7 @@ def lag_llama_factory(
 def covariate_counts(task: BacktestTask) -> dict[str, int]:
     """``num_feat_dynamic_real`` / ``num_past_feat_dynamic_real`` of a task's series, for a
     model that learns them (``--trained-covariates``); an error when it has none."""
-    from lagllama.covariates import KNOWN, PAST
+    from lagllama.forecasting.covariates import KNOWN, PAST
 
     entry = next(iter(task.dataset))
     counts = {
@@ -165,10 +141,13 @@ def covariate_counts(task: BacktestTask) -> dict[str, int]:
 
 
 def _fine_tune(args: argparse.Namespace, task: BacktestTask, checkpoint: Path, root: Path):
-    """The fine-tuning recipe of :mod:`lagllama.fine_tuning` on one task's training part."""
-    from lagllama.fine_tuning import DEFAULTS, fine_tune
+    """The fine-tuning recipe of :mod:`lagllama.training.fine_tuning` on one task's training part."""
+    from lagllama.training.fine_tuning import fine_tune
+    from lagllama.training.fine_tuning_defaults import DEFAULTS
 
     kwargs = _estimator_kwargs(args)
+    if getattr(args, "trained_covariates", False):
+        kwargs.update(covariate_counts(task))
     trainer = {**kwargs.pop("trainer_kwargs"), "default_root_dir": str(root)}
     result = fine_tune(
         task.train_data(),

@@ -43,9 +43,9 @@ from gluonts.ev.metrics import MeanWeightedSumQuantileLoss
 from gluonts.model.evaluation import BatchForecast
 from gluonts.torch.model.predictor import PyTorchPredictor
 
-from lagllama.callbacks import CPUTimeBudget
-from lagllama.evaluation import WQL_QUANTILES
-from lagllama.fine_tuning_defaults import DEFAULTS
+from lagllama.evaluation.backtest import WQL_QUANTILES
+from lagllama.training.callbacks import CPUTimeBudget
+from lagllama.training.fine_tuning_defaults import DEFAULTS
 
 
 def carve_validation(
@@ -312,7 +312,7 @@ def fine_tune(
     ``confirm`` keeps the chosen weights only if they also beat the start on a later window
     (see the module docstring).
     """
-    from lagllama.estimators import LagLlamaEstimator
+    from lagllama.estimators.lag_llama import LagLlamaEstimator
     from lagllama.pretrained import DEFAULT_NAME, available_models, checkpoint_path
 
     if checkpoint is None or str(checkpoint) in available_models():

@@ -32,7 +32,7 @@ Collinear covariates are handled by the ridge penalty.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +42,7 @@ from gluonts.model import Forecast, Predictor
 from gluonts.model.forecast import QuantileForecast, SampleForecast
 from gluonts.time_feature import get_seasonality
 
-from lagllama.frequency import offset_alias
+from lagllama.data.frequency import offset_alias
 
 KNOWN = "feat_dynamic_real"
 PAST = "past_feat_dynamic_real"
@@ -101,6 +101,13 @@ def find_covariates(
     conventions above; named columns must exist, and known-future ones must be in ``future``
     (or, for backtests, ``future_in_history``: the table holds the windows' future values)."""
     extra = [c for c in history.columns if c not in layout_columns]
+    unknown = [c for c in future.columns if c not in history.columns] if future is not None else []
+    if unknown:
+        raise ValueError(
+            f"the future table has column {unknown[0]!r} that the history lacks; a known-future "
+            f"covariate needs its past values too (the history's columns are "
+            f"{list(history.columns)})"
+        )
     for name in [*(covariates or ()), *(past_covariates or ())]:
         if name not in extra:
             raise ValueError(f"covariate column {name!r} not found; the extra columns are {extra}")
@@ -167,11 +174,37 @@ def _check_finite(values: np.ndarray, names: Sequence[str], item_id: object, row
         )
 
 
+def future_covariates(
+    item_id: object,
+    future: Mapping[str, pd.DataFrame],
+    future_index: pd.DatetimeIndex,
+    spec: Covariates,
+) -> np.ndarray:
+    """The known-future covariates of one series at its forecast steps (steps x features)
+    from the future table's rows by id (:func:`future_groups`); a series, step or value the
+    table lacks is an error naming it."""
+    rows = future.get(str(item_id))
+    if rows is None:
+        raise ValueError(
+            f"the future table has no rows for series {str(item_id)!r}; it needs "
+            f"{len(future_index)} rows from {future_index[0]} to {future_index[-1]}"
+        )
+    missing = future_index.difference(rows.index)
+    if len(missing):
+        raise ValueError(
+            f"the future table lacks timestamp {missing[0]} for series {str(item_id)!r}; it "
+            f"needs the {len(future_index)} steps from {future_index[0]} to {future_index[-1]}"
+        )
+    ahead = _encode(rows.loc[future_index], spec.known, spec)
+    _check_finite(ahead, spec.names(spec.known), item_id, list(future_index), "future table")
+    return ahead
+
+
 def covariate_fields(
     item_id: object,
     history: pd.DataFrame,
     grid: pd.DatetimeIndex,
-    future: pd.DataFrame | None,
+    future: Mapping[str, pd.DataFrame],
     future_index: pd.DatetimeIndex,
     time_column: str,
     spec: Covariates,
@@ -191,16 +224,7 @@ def covariate_fields(
             row = int(np.argwhere(infinite)[0][0])
             _check_finite(known[row : row + 1], names, item_id, [by_time.index[row]], "history")
         hist = pd.DataFrame(known, index=by_time.index).reindex(grid).to_numpy()
-        rows = future.set_index(pd.DatetimeIndex(pd.to_datetime(future[time_column])))
-        missing = future_index.difference(rows.index)
-        if len(missing):
-            raise ValueError(
-                f"the future table lacks timestamp {missing[0]} for series {str(item_id)!r}; it "
-                f"needs the {len(future_index)} steps from {future_index[0]} to "
-                f"{future_index[-1]}"
-            )
-        ahead = _encode(rows.loc[future_index], spec.known, spec)
-        _check_finite(ahead, names, item_id, list(future_index), "future table")
+        ahead = future_covariates(item_id, future, future_index, spec)
         fields[KNOWN] = np.concatenate([hist, ahead]).T.astype(np.float32)
     return fields
 
@@ -228,16 +252,32 @@ def history_fields(
     return fields
 
 
-def future_groups(future: pd.DataFrame, id_column: str | None) -> dict[str, pd.DataFrame]:
-    """The future table's rows by series id (as text); one group ``"0"`` without an id."""
-    if id_column is None:
-        return {"0": future}
-    if id_column not in future.columns:
+def future_groups(
+    future: pd.DataFrame, id_column: str | None, time_column: str
+) -> dict[str, pd.DataFrame]:
+    """The future table's rows by series id (as text), indexed by time; one group ``"0"``
+    without an id. A repeated (id, time) is an error naming both, as in the history."""
+    for role, column in (("id", id_column), ("time", time_column)):
+        if column is not None and column not in future.columns:
+            raise ValueError(
+                f"the future table has no {role} column {column!r}; its columns are "
+                f"{list(future.columns)}"
+            )
+    try:
+        times = pd.DatetimeIndex(pd.to_datetime(future[time_column]))
+    except (ValueError, TypeError) as err:
         raise ValueError(
-            f"the future table has no id column {id_column!r}; its columns are "
-            f"{list(future.columns)}"
+            f"time column {time_column!r} of the future table has values that are not dates: {err}"
+        ) from err
+    ids = future[id_column].astype(str) if id_column is not None else pd.Series("0", future.index)
+    dup = pd.DataFrame({"id": ids.to_numpy(), "time": times}).duplicated().to_numpy()
+    if dup.any():
+        raise ValueError(
+            f"duplicate timestamps for item {ids[dup].iloc[0]!r} in time column "
+            f"{time_column!r} of the future table: {times[dup][0]}"
         )
-    return {str(k): part for k, part in future.groupby(future[id_column].astype(str), sort=False)}
+    rows = future.set_index(times)
+    return {str(k): part for k, part in rows.groupby(ids.to_numpy(), sort=False)}
 
 
 # ------------------------------------------------------------------ in-context regression

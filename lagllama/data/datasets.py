@@ -2,8 +2,8 @@
 
 Everything is returned as GluonTS datasets (entries with ``start`` as a ``pd.Period``,
 ``target`` as a float array with NaN for missing values, ``item_id`` as a string), so any
-GluonTS predictor and :mod:`lagllama.evaluation` can consume it directly. Tables (column
-detection, parsing, the way back to DataFrames) are :mod:`lagllama.tables`.
+GluonTS predictor and :mod:`lagllama.evaluation.backtest` can consume it directly. Tables (column
+detection, parsing, the way back to DataFrames) are :mod:`lagllama.data.tables`.
 """
 
 from __future__ import annotations
@@ -19,16 +19,11 @@ from gluonts.dataset.repository import dataset_names, get_dataset
 from gluonts.dataset.repository._tsf_reader import TSFReader, frequency_converter
 from gluonts.dataset.repository.datasets import default_dataset_path
 
+from lagllama.data.tables import (
+    from_dataframe,
+    to_dataframe,
+)
 from lagllama.settings import DATA_DIR_ENV
-
-# tables live in lagllama.tables; their names stay importable from here
-from lagllama.tables import Layout as Layout
-from lagllama.tables import detect_layout as detect_layout
-from lagllama.tables import frame_series as frame_series
-from lagllama.tables import from_dataframe, to_dataframe
-from lagllama.tables import infer_freq as infer_freq
-from lagllama.tables import period_timestamps as period_timestamps
-from lagllama.tables import series_entry as series_entry
 
 #: Files GluonTS writes for a materialised dataset; all must exist to load offline.
 DATASET_FILES = ("metadata.json", "train/data.json.gz", "test/data.json.gz")

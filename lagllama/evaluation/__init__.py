@@ -1,0 +1,1 @@
+"""Backtests and their reports, statistical and neural baselines, predictors built per task."""

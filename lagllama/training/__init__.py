@@ -1,0 +1,1 @@
+"""Training loops around the estimators: fine-tuning recipe, callbacks, learning-rate schedules."""
