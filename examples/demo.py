@@ -3,7 +3,7 @@
     make demo                                               # real series shipped in statsmodels
     make demo DATASET=m4_hourly DATA_DIR=../shared/datasets # any GluonTS/Monash dataset
 
-Forecasts come from the toolkit's shipped checkpoint (no training on the target data), are
+Forecasts come from the default model, `lagllama` (no training on the target data), are
 scored against seasonal naive with GluonTS metrics, and drawn as quantile fan charts. Prints a
 short summary and writes ``demo_output/report.{md,csv,json}`` (scores per dataset,
 configuration, versions), ``demo_output/<dataset>.png`` and ``demo_output/forecasts.csv`` (the
@@ -21,11 +21,11 @@ import torch
 from lagllama.data.frequency import ignore_gluonts_frequency_warnings
 from lagllama.data.sample_data import load_sample_datasets
 from lagllama.data.tasks import BacktestTask, dataset_task, repository_task
-from lagllama.estimators.lag_llama import LagLlamaEstimator
 from lagllama.evaluation.backtest import BacktestReport, backtest
 from lagllama.forecasting.api import forecast
+from lagllama.forecasting.options import ForecastOptions
+from lagllama.forecasting.specs import DEFAULT_MODEL, build_predictor, parse_model
 from lagllama.plotting import plot_grid, save_figure
-from lagllama.pretrained import DEFAULT_NAME
 
 
 def summary(report: BacktestReport, num_datasets: int) -> str:
@@ -49,7 +49,10 @@ def main() -> None:
     parser.add_argument(
         "--data-dir", help="folder holding the dataset (default $LAGLLAMA_DATA_DIR)"
     )
-    parser.add_argument("--checkpoint", help="a Lag-Llama Lightning checkpoint (default: shipped)")
+    parser.add_argument(
+        "--model",
+        help=f"a model name, checkpoint path or ensemble (default: {DEFAULT_MODEL}; see lagllama models)",
+    )
     parser.add_argument("--output", default="demo_output", type=Path)
     parser.add_argument("--num-samples", type=int, default=100)
     args = parser.parse_args()
@@ -63,19 +66,13 @@ def main() -> None:
             dataset_task(s.name, s.dataset, s.prediction_length) for s in load_sample_datasets()
         ]
 
-    def lag_llama(task: BacktestTask):
-        options = {"freq": task.freq, "num_parallel_samples": args.num_samples}
-        if args.checkpoint:
-            estimator = LagLlamaEstimator.from_checkpoint(
-                args.checkpoint, prediction_length=task.prediction_length, **options
-            )
-        else:
-            estimator = LagLlamaEstimator.from_pretrained(
-                prediction_length=task.prediction_length, **options
-            )
-        return estimator.create_zero_shot_predictor()
+    spec = parse_model(args.model)
 
-    report = backtest(tasks, {"lag-llama (zero-shot)": lag_llama}, baselines=("seasonal-naive",))
+    def lag_llama(task: BacktestTask):
+        options = ForecastOptions(task.prediction_length, args.model, num_samples=args.num_samples)
+        return build_predictor(spec, options, task.season_length, task.freq)
+
+    report = backtest(tasks, {spec.name: lag_llama}, baselines=("seasonal-naive",))
     paths = report.save(args.output)
     print(summary(report, len(tasks)))
 
@@ -84,11 +81,11 @@ def main() -> None:
         inputs = list(test.input)[:9]
         forecasts = list(lag_llama(task).predict(inputs))
         series = list(task.dataset)[: len(forecasts)]
-        figure = plot_grid(forecasts, series, title=f"Lag-Llama zero-shot: {task.name}")
+        figure = plot_grid(forecasts, series, title=f"{spec.name} zero-shot: {task.name}")
         paths[task.name] = save_figure(figure, args.output / f"{task.name}.png")
-    model = args.checkpoint or DEFAULT_NAME
     tables = [
-        forecast(t.dataset, t.prediction_length, model, num_samples=args.num_samples) for t in tasks
+        forecast(t.dataset, t.prediction_length, args.model, num_samples=args.num_samples)
+        for t in tasks
     ]
     paths["forecasts"] = args.output / "forecasts.csv"
     pd.concat(tables, ignore_index=True).to_csv(paths["forecasts"], index=False)

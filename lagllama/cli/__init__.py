@@ -6,7 +6,7 @@ exits with status 2 and a one-line ``lagllama: error: ...`` on stderr.
 
 One module per command group, each with its parsers and commands: :mod:`.forecast`,
 :mod:`.evaluate` (backtest, zero-shot, plot, datasets), :mod:`.train` (train, fine-tune) and
-:mod:`.pretrain`; the options they share are in :mod:`.arguments`.
+:mod:`.pretrain`, :mod:`.models`; the options they share are in :mod:`.arguments`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lagllama.cli import evaluate, forecast, pretrain, train
+from lagllama.cli import evaluate, forecast, models, pretrain, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     forecast.add_parser(sub)
+    models.add_parser(sub)
     evaluate.add_parsers(sub)
     train.add_parsers(sub)
     pretrain.add_parser(sub)

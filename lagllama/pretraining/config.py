@@ -111,8 +111,9 @@ class PretrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> PretrainConfig:
-        """Read a ``.json`` or ``.toml`` file; ``output_dir``/``data_dir`` resolve against
-        the current directory when relative."""
+        """Read a ``.json`` or ``.toml`` file, or a shipped model's card (``NAME.json`` in
+        ``lagllama/checkpoints/``: the recipe it was trained with); ``output_dir``/``data_dir``
+        resolve against the current directory when relative."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"pretraining config not found: {path}")
@@ -123,6 +124,9 @@ class PretrainConfig:
             values = json.loads(text)
         else:
             raise ValueError(f"config must be .json or .toml, got {path.name}")
+        if "pretrain_config" in values.get("training", {}):  # a shipped model's card
+            values = values["training"]["pretrain_config"]
+            values.setdefault("broad_holdout", False)  # cards before issue 38 trained on them
         values.pop("_comment", None)
         return cls.from_dict(values)
 
