@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from gluonts.dataset.common import ListDataset
 
-from lagllama import data
+from lagllama.data import datasets as data
 from lagllama.settings import DATA_DIR_ENV
 
 
