@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -242,6 +243,15 @@ def read_cache(path: Path) -> dict[str, dict]:
     return rows
 
 
+def _cut_short(path: Path) -> bool:
+    """Whether the file's last line lacks its newline (a crash while it was written)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
+
+
 def cached_row(
     cache: dict[str, dict], path: Path, key: Mapping, compute: Callable[[], dict]
 ) -> dict:
@@ -251,9 +261,9 @@ def cached_row(
     if name not in cache:
         row = {**compute(), **key}
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a+b") as f:
-            cut = f.tell() > 0 and f.seek(-1, 2) is not None and f.read(1) != b"\n"
-            f.write((("\n" if cut else "") + json.dumps(row, default=float) + "\n").encode())
+        start = "\n" if _cut_short(path) else ""  # never append to a torn line
+        with path.open("a") as f:
+            f.write(start + json.dumps(row, default=float) + "\n")
         cache[name] = row
     return cache[name]
 
@@ -310,23 +320,21 @@ def seed_spread(per_seed: pd.DataFrame) -> pd.DataFrame:
 
 
 def pair_table(
-    results: pd.DataFrame,
-    groups: Mapping[str, str],
-    spread: pd.DataFrame,
-    a: str,
-    b: str,
+    rows: pd.DataFrame, groups: Mapping[str, str], seeded: Iterable[str], a: str, b: str
 ) -> pd.DataFrame:
-    """Aggregates of ``a`` and ``b`` on the datasets both were scored on, ``b - a``, and the
-    larger of their sampling-seed spreads beside each difference."""
-    common = set(results.loc[results["model"] == a, "dataset"]) & set(
-        results.loc[results["model"] == b, "dataset"]
+    """Aggregates of ``a`` and ``b`` on the datasets both were scored on, ``b - a``, and
+    beside each difference the larger of the two models' sampling-seed spreads there."""
+    common = set(rows.loc[rows["model"] == a, "dataset"]) & set(
+        rows.loc[rows["model"] == b, "dataset"]
     )
-    part = results[results["model"].isin([a, b, BASELINE]) & results["dataset"].isin(common)]
-    agg = aggregates(part, {d: g for d, g in groups.items() if d in common})
+    rows = rows[rows["model"].isin([a, b, BASELINE]) & rows["dataset"].isin(common)]
+    groups = {d: g for d, g in groups.items() if d in common}
+    agg = aggregates(seed_mean(rows), groups)
     if agg.empty:
         return agg
+    spread = seed_spread(seed_aggregates(rows, groups, [m for m in (a, b) if m in seeded]))
+    noise = spread.groupby("scope")[list(METRICS)].max()
     table = agg.pivot(index="scope", columns="model", values=list(METRICS))
-    noise = spread[spread["model"].isin([a, b])].groupby("scope")[list(METRICS)].max()
     out = pd.DataFrame(index=table.index)
     for metric in METRICS:
         out[f"{metric} {a}"] = table[(metric, a)]
@@ -620,7 +628,7 @@ def report(
         lines.append("## Sampling-seed noise: each aggregate per seed\n\n" + markdown_table(wide))
     pair_tables = {}
     for a, b in plan.pairs:
-        pair_tables[f"{a}:{b}"] = pair = pair_table(results, groups, spread, a, b)
+        pair_tables[f"{a}:{b}"] = pair = pair_table(frame, groups, plan.seeded, a, b)
         lines.append(
             f"## `{b}` - `{a}` (on the datasets both were scored on)\n\n"
             + markdown_table(pair)

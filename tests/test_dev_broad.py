@@ -164,10 +164,12 @@ def test_seed_noise_and_pairs() -> None:
     assert spread.set_index(["scope", "model"]).loc[("B", "m"), "WQL"] == pytest.approx(0.08)
     assert np.isnan(seed_spread(per_seed.reset_index().query("seed == 0"))["WQL"]).all()
 
-    pair = pair_table(dev_broad.seed_mean(rows), GROUPS, spread, "g", "m").set_index("scope")
+    pair = pair_table(rows, GROUPS, ["m", "g"], "g", "m").set_index("scope")
     assert list(pair.index) == ["overall", "A"]  # only where both were scored
     assert pair.loc["A", "WQL m - g"] == pytest.approx(1.05 - 0.525)
-    assert pair.loc["A", "WQL seed spread"] == pytest.approx(0.1)
+    assert pair.loc["A", "WQL seed spread"] == pytest.approx(0.1)  # m's, the larger
+    # the spread is taken on the common datasets: m's over d1 and d2 alone, not with d3
+    assert pair.loc["overall", "WQL seed spread"] == pytest.approx(0.1)
 
 
 def test_resume_skips_cached_rows(tmp_path: Path) -> None:
@@ -216,7 +218,6 @@ def test_report_marks_trained_on_it(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                         "group": d.group,
                     }
                 )
-    rows = [r for r in rows if not (r["model"] == "b" and r["dataset"] == "d2")]
     rows += [
         {**r, "model": "b", "WQL": 0.7} for r in rows if r["model"] == "a" and r["dataset"] == "d1"
     ]
@@ -244,7 +245,7 @@ def test_report_marks_trained_on_it(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "trained on it" in text and "`b` - `a`" in text and "x (seed 0) on d3" in text
     payload = json.loads((tmp_path / "report_test.json").read_text())
     spread = {(r["scope"], r["model"]): r["WQL"] for r in payload["seed_spread"]}
-    assert spread[("overall", "a")] == pytest.approx(0.01 / 1.0, rel=1e-6)
+    assert spread[("overall", "a")] == pytest.approx(0.01)
     assert payload["datasets"][1]["windows"] == 3
 
 
