@@ -6,7 +6,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["LagLlamaEstimator", "TimeLLMEstimator", "__version__", "forecast"]
+__all__ = ["LagLlamaEstimator", "TimeLLMEstimator", "__version__", "detect", "forecast"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +19,10 @@ def __getattr__(name: str) -> Any:
         from lagllama.forecasting.api import forecast
 
         return forecast
+    if name == "detect":  # the function; its module is lagllama.detection.api
+        from lagllama.detection.api import detect
+
+        return detect
     if name == "TimeLLMEstimator":
         from lagllama.estimators.time_llm import TimeLLMEstimator
 

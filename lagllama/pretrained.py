@@ -76,8 +76,7 @@ def available_names() -> list[str]:
 
 def _files(name: str, directory: str | Path | None) -> tuple[Path, Path]:
     folder = Path(directory) if directory is not None else CHECKPOINTS_DIR
-    if directory is None:
-        name = ALIASES.get(name, name)
+    name = ALIASES.get(name, name)
     config, weights = folder / f"{name}.json", folder / f"{name}.safetensors"
     if not config.is_file() or not weights.is_file():
         known = available_models(folder)

@@ -229,3 +229,20 @@ def test_hybrid_specs_in_the_benchmark_and_the_forecast_api() -> None:
     assert (table["0.1"] <= table["0.5"]).all() and (table["0.5"] <= table["0.9"]).all()
     with pytest.raises(ValueError, match="at least one Lag-Llama member"):
         forecast(frame, 3, model="auto-theta+seasonal-naive")
+
+
+def test_statistical_members_of_a_hybrid_see_the_last_points_only() -> None:
+    from lagllama.evaluation.baselines import FallbackPredictor
+
+    seen = []
+
+    class _Recorder(_Constant):
+        def predict(self, dataset, **kwargs):
+            for entry in dataset:
+                seen.append(len(entry["target"]))
+                yield from super().predict([entry])
+
+    start = pd.Period("2020-01", "M")
+    entry = {"start": start, "item_id": "a", "target": np.arange(50.0)}
+    (forecast,) = FallbackPredictor(_Recorder(1.0), None, max_history=20).predict([entry])
+    assert seen == [20] and forecast.start_date == start + 50

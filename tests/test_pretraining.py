@@ -105,14 +105,15 @@ def test_no_eval_series_in_pretraining_corpus():
 @needs_data
 def test_corpus_reads_every_pretraining_source():
     corpus = real_corpus()
-    assert {k: len(v) for k, v in corpus.items()}["corpus/tsdl"] > 600
+    # 640 TSDL series less the evaluation overlaps and the broad dev holdouts
+    assert 500 < {k: len(v) for k, v in corpus.items()}["corpus/tsdl"] < 600
     freqs = {e["start"].freqstr for entries in corpus.values() for e in entries}
     assert {"h", "M", "D"} <= freqs and len(freqs) >= 5
     unknown = [e for e in corpus["corpus/nngc1"] if e["start"].freqstr == "D"]
     assert unknown  # freq null -> default freq with the fixed start
     # tsibbledata carries real start dates: World Bank yearly series begin in 1960 or later
     gdp = [e for e in corpus["corpus/tsibbledata"] if e["item_id"].endswith(":GDP")]
-    assert len(gdp) > 200 and all(e["start"].freqstr == "Y-DEC" for e in gdp)
+    assert len(gdp) > 150 and all(e["start"].freqstr == "Y-DEC" for e in gdp)  # a quarter held out
     assert {e["start"].year for e in gdp} <= set(range(1960, 2018))
     assert "corpus/nn3" not in corpus  # M3 test windows: never pretrain on them
 
@@ -452,11 +453,11 @@ def test_shipped_checkpoint_verifies_and_forecasts(tmp_path: Path, monkeypatch, 
 
 @needs_shipped
 def test_corrupted_checkpoint_copy_fails_clearly(tmp_path: Path):
-    from lagllama.pretrained import DEFAULT_NAME, ChecksumError, load_pretrained
+    from lagllama.pretrained import ALIASES, DEFAULT_NAME, ChecksumError, load_pretrained
 
-    for suffix in (".json", ".safetensors"):
-        shutil.copy(SHIPPED / f"{DEFAULT_NAME}{suffix}", tmp_path)
-    weights = tmp_path / f"{DEFAULT_NAME}.safetensors"
+    for suffix in (".json", ".safetensors"):  # the default's files, under their own name
+        shutil.copy(SHIPPED / f"{ALIASES[DEFAULT_NAME]}{suffix}", tmp_path)
+    weights = tmp_path / f"{ALIASES[DEFAULT_NAME]}.safetensors"
     load_pretrained(directory=tmp_path)  # the intact copy loads
     blob = bytearray(weights.read_bytes())
     blob[-10] ^= 0xFF

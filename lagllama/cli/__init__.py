@@ -1,12 +1,12 @@
-"""The ``lagllama`` command: forecast, backtest, plot, list datasets, zero-shot, train, fine-tune.
+"""The ``lagllama`` command: forecast, detect, backtest, plot, zero-shot, train, fine-tune, ...
 
 Heavy imports (GluonTS, statsforecast, torch, the estimators) happen inside the
 subcommands so ``lagllama --help`` stays fast. Bad input (ValueError, FileNotFoundError)
 exits with status 2 and a one-line ``lagllama: error: ...`` on stderr.
 
 One module per command group, each with its parsers and commands: :mod:`.forecast`,
-:mod:`.evaluate` (backtest, zero-shot, plot, datasets), :mod:`.train` (train, fine-tune) and
-:mod:`.pretrain`, :mod:`.models`; the options they share are in :mod:`.arguments`.
+:mod:`.detect`, :mod:`.evaluate` (backtest, zero-shot, plot, datasets), :mod:`.train` (train,
+fine-tune) and :mod:`.pretrain`, :mod:`.models`; the options they share are in :mod:`.arguments`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lagllama.cli import evaluate, forecast, models, pretrain, train
+from lagllama.cli import detect, evaluate, forecast, models, pretrain, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     forecast.add_parser(sub)
+    detect.add_parser(sub)
     models.add_parser(sub)
     evaluate.add_parsers(sub)
     train.add_parsers(sub)

@@ -24,7 +24,7 @@ from gluonts.core.component import validated
 from gluonts.model import Predictor
 from gluonts.transform import MapTransformation
 
-from lagllama.evaluation.baselines import BASELINES, baseline_predictor
+from lagllama.evaluation.baselines import BASELINES, ENSEMBLE_MAX_HISTORY, baseline_predictor
 from lagllama.forecasting.ensembles import EnsemblePredictor, QuantileEnsemble, sample_shares
 
 if TYPE_CHECKING:
@@ -213,7 +213,9 @@ def build_predictor(
         shares = sample_shares(options.num_samples, len(members))
         return EnsemblePredictor([make(m, n) for m, n in zip(members, shares)])
     built = [
-        baseline_predictor(m.name, h, season_length, levels, fallback=False)
+        baseline_predictor(
+            m.name, h, season_length, levels, fallback=False, max_history=ENSEMBLE_MAX_HISTORY
+        )
         if m.is_baseline
         else make(m, options.num_samples)
         for m in members
