@@ -166,8 +166,10 @@ def export_checkpoint(
     name: str = DEFAULT_NAME,
     extra: dict[str, Any] | None = None,
     steps: int | None = None,
+    dtype: torch.dtype | None = None,
 ) -> list[Path]:
-    """Write ``NAME.safetensors`` and ``NAME.json`` (with SHA-256) from a Lightning checkpoint.
+    """Write ``NAME.safetensors`` and ``NAME.json`` (with SHA-256) from a Lightning checkpoint;
+    ``dtype`` stores floating-point weights in it (a smaller snapshot).
 
     ``steps`` overrides the checkpoint's step count (a run restarted from a snapshot counts
     from the snapshot's step). Both files are written to temporary names and then renamed.
@@ -175,7 +177,13 @@ def export_checkpoint(
     from safetensors.torch import save_file
 
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    state = {k: v.detach().contiguous().clone() for k, v in ckpt["state_dict"].items()}
+    state = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
+        .detach()
+        .contiguous()
+        .clone()
+        for k, v in ckpt["state_dict"].items()
+    }
     hparams = ckpt["hyper_parameters"]
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)

@@ -470,3 +470,18 @@ def test_backtest_names_a_duplicate_timestamp(tmp_path: Path, capsys) -> None:
         "duplicate timestamps for item 'a' in time column 'timestamp': 2020-01-10"
         in _error_line(capsys)
     )
+
+
+def test_a_wide_dataframe_forecasts_its_columns_as_series() -> None:
+    """A timestamp column and one column per series is a documented input: its series columns
+    are not covariates (and covariates with it are a one-line error)."""
+    long = long_frame(n=3, length=30)
+    wide = long.pivot(index="timestamp", columns="item_id", values="target").reset_index()
+    table = forecast(wide, 6, **FAST)
+    assert sorted(table["item_id"].unique()) == ["s000", "s001", "s002"] and len(table) == 18
+    _close(
+        table.sort_values(["item_id", "timestamp"]).reset_index(drop=True),
+        forecast(long, 6, **FAST),
+    )
+    with pytest.raises(ValueError, match="covariates need long form"):
+        forecast(wide, 6, future_df=long.drop(columns="target"), **FAST)

@@ -324,9 +324,11 @@ def test_pretrain_cli_checkpoints_and_resumes(tmp_path: Path, capsys):
     assert "already finished" in capsys.readouterr().out
 
 
-def test_snapshot_restart_on_a_new_machine_continues_the_run(tmp_path: Path):
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_snapshot_restart_on_a_new_machine_continues_the_run(tmp_path: Path, dtype: str):
     """A snapshot after every chunk; with the run folder gone, the run restarts from the
-    snapshot's weights and step, and its schedule continues rather than restarting."""
+    snapshot's weights and step, and its schedule continues rather than restarting. A
+    float16 snapshot is half the size and restarts from its weights cast to float32."""
     import torch
 
     from lagllama.pretrained import load_pretrained
@@ -340,11 +342,13 @@ def test_snapshot_restart_on_a_new_machine_continues_the_run(tmp_path: Path):
         snapshot_dir=str(snapshots),
         rewarmup_steps=2,
         keep_every_steps=2,
+        snapshot_dtype=dtype,
     )
     first = run_pretraining(cfg, verbose=False, stop_at_step=4)
     assert first["steps"] == 4 and not first["finished"] and first["snapshot"]
     card, weights = load_pretrained(cfg.name, snapshots)
     assert card["training"]["steps"] == 4 and card["chunks"][0]["steps"] == 4
+    assert {str(v.dtype) for v in weights.values() if v.is_floating_point()} == {f"torch.{dtype}"}
     shutil.rmtree(cfg.output_dir)  # a new machine: the run folder is lost
 
     # lr 0 in the second chunk: its weights stay exactly the ones it started from
@@ -358,7 +362,7 @@ def test_snapshot_restart_on_a_new_machine_continues_the_run(tmp_path: Path):
     assert ckpt["global_step"] == 4  # Lightning counted the 4 new steps only
     assert set(weights) == set(ckpt["state_dict"])
     for key, value in weights.items():  # started from the snapshot, not from scratch
-        assert torch.equal(value, ckpt["state_dict"][key]), key
+        assert torch.equal(value.to(ckpt["state_dict"][key].dtype), ckpt["state_dict"][key]), key
     # weights kept along the way are numbered from the start of the run
     kept = sorted(p.name for p in (Path(cfg.output_dir) / "steps").glob("*.ckpt"))
     assert kept == ["step-6.ckpt", "step-8.ckpt"]  # the first chunk's folder was lost

@@ -77,6 +77,9 @@ class PretrainConfig:
     # checkpoint in output_dir starts from the snapshot's weights and step, with a fresh
     # optimiser and rewarmup_steps of linear warm-up into the schedule
     snapshot_dir: str | None = None
+    # "float16" halves a snapshot (a 2M-parameter model: 4 MB instead of 8.5); a restart
+    # casts the weights back to float32
+    snapshot_dtype: str = "float32"
     rewarmup_steps: int = 100
     # weights-only OUTPUT/steps/step-N.ckpt every this many steps (0: none), for the
     # scaling curve (benchmarks/scaling.py)
@@ -93,6 +96,10 @@ class PretrainConfig:
             check_not_eval(name)
         if self.steps < 1 or self.batch_size < 1 or self.steps_per_epoch < 1:
             raise ValueError("steps, batch_size and steps_per_epoch must be >= 1")
+        if self.snapshot_dtype not in ("float32", "float16", "bfloat16"):
+            raise ValueError(
+                f"snapshot_dtype must be float32, float16 or bfloat16, got {self.snapshot_dtype!r}"
+            )
         if self.val_every_steps % self.steps_per_epoch:
             raise ValueError("val_every_steps must be a multiple of steps_per_epoch")
         if not 0.0 <= self.synthetic_refresh <= 1.0:

@@ -156,6 +156,7 @@ def _start_from_snapshot(cfg: PretrainConfig, out: Path) -> dict[str, torch.Tens
     if cfg.name not in available_models(cfg.snapshot_dir):
         return None
     card, state = load_pretrained(cfg.name, cfg.snapshot_dir)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     (out / OFFSET).write_text(json.dumps({"step": card["training"]["steps"]}) + "\n")
     with (out / "chunks.jsonl").open("w") as log:
         for row in card.get("chunks", []):
@@ -175,6 +176,7 @@ def export_snapshot(cfg: PretrainConfig, out: Path) -> list[Path]:
         name=cfg.name,
         steps=steps_done(out / "checkpoints" / LAST),
         extra={"chunks": chunks, "totals": training_totals(out)},
+        dtype=getattr(torch, cfg.snapshot_dtype),
     )
 
 
