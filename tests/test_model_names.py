@@ -18,6 +18,7 @@ RELEASED = {
     "lagllama-v2-small-seed1": "80712066db44b35033bb09c095915190d3ac57c332e6c2525afc6bc1c5b47eca",
     "lagllama-v2-base": "e4055ef1c1bd6c193cffc2d3189082216bb84e6619f4c9c326c9a3f3c1bea2da",
     "lagllama-v2-large": "a28e7711ba3fa1c28c981d880436665d6bdf215d81306649a8323b563ed37402",
+    "lagllama-v3-small": "dd738b8781d419a0a333052154d0dc4d761b6dc2f0f99681943591f0f3350a75",
 }
 
 
