@@ -88,11 +88,25 @@ def _training_arguments(parser: argparse.ArgumentParser, fine_tune: bool = False
         "the teacher-forced likelihood",
     )
     group.add_argument(
+        "--validation-windows",
+        type=int,
+        default=DEFAULTS["validation_windows"],
+        help="rolling validation windows carved off each training series, at most "
+        f"(default {DEFAULTS['validation_windows']}; fewer when the series are short)",
+    )
+    group.add_argument(
         "--min-gain",
         type=float,
         default=DEFAULTS["min_gain"],
-        help="relative validation gain needed to leave the starting model "
+        help="least relative gain on the mean validation score that keeps the tuned weights "
         f"(default {DEFAULTS['min_gain']:g})",
+    )
+    group.add_argument(
+        "--noise-factor",
+        type=float,
+        default=DEFAULTS["noise_factor"],
+        help="keeping the tuned weights also takes a gain of this many times the score's "
+        f"sampling noise (default {DEFAULTS['noise_factor']:g})",
     )
     group.add_argument("--validation-samples", type=int, default=DEFAULTS["validation_samples"])
     group.add_argument(
@@ -105,8 +119,9 @@ def _training_arguments(parser: argparse.ArgumentParser, fine_tune: bool = False
         "--no-confirm",
         dest="confirm",
         action="store_false",
-        help="choose weights on the last training window and keep them without confirming "
-        "them on a later window (default: choose on the window before, confirm on the last)",
+        help="keep the weights best on the mean validation score (by --min-gain) without "
+        "the window rule (default: tuned weights need a majority of windows and a gain beyond "
+        "the noise; weaker evidence averages them with the starting model)",
     )
 
 

@@ -168,23 +168,14 @@ def _fine_tune(args: argparse.Namespace, task: BacktestTask, checkpoint: Path, r
         confirm=args.confirm,
         max_minutes=args.max_minutes,
         trainer_kwargs=trainer,
+        validation_windows=args.validation_windows,
+        noise_factor=args.noise_factor,
         **kwargs,
     )
     r = result.report
-    if r.confirm_best is not None and r.kept_start:
-        verdict = (
-            f"the chosen weights failed confirmation on the last window ({r.confirm_best:.4f} "
-            f"vs the start's {r.confirm_start:.4f}): kept the starting model"
-        )
-    elif r.kept_start:
-        verdict = "no epoch beat the starting model: kept the starting model"
-    else:
-        verdict = f"best validation {r.metric} {r.best_val_loss:.4f} at step {r.best_step}"
-        if r.confirm_best is not None:
-            verdict += f", confirmed {r.confirm_best:.4f} vs {r.confirm_start:.4f}"
     print(
-        f"fine-tuned {task.name}: validation {r.metric} {r.start_val_loss:.4f} at the start, "
-        f"{verdict}; {r.steps} steps in {r.wall_s:.0f} s",
+        f"fine-tuned {task.name}: validation {r.metric} {r.start_val_loss:.4f} at the start "
+        f"(mean of {r.windows} windows), {r.summary()}; {r.steps} steps in {r.wall_s:.0f} s",
         file=sys.stderr,
     )
     return result.predictor

@@ -14,4 +14,6 @@ DEFAULTS = {
     "validation_samples": 50,
     "validation_series": 256,
     "confirm": True,
+    "validation_windows": 3,
+    "noise_factor": 2.0,
 }
