@@ -15,7 +15,8 @@ pretrained without them; it shows "trained on it" there otherwise. Every Lag-Lla
 with each sampling seed of ``--seeds`` and ``--pairs a:b`` prints aggregate differences beside
 that sampling noise, so a difference can be read against it. Each (model, dataset, seed) row
 is appended to ``<work-dir>/rows.jsonl`` as soon as it is computed, so an interrupted run
-resumes; ``results/<output>.{md,json}`` is written at the end and by ``--report-only``.
+resumes; a copy committed as ``results/<output>_rows.jsonl`` carries the rows to a new
+machine. ``results/<output>.{md,json}`` is written at the end and by ``--report-only``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.common import write_results
+from benchmarks.common import RESULTS, write_results
 from benchmarks.zero_shot import (
     PUBLISHED,
     PUBLISHED_DATASETS,
@@ -416,7 +417,8 @@ def collect(args: argparse.Namespace, plan: Plan) -> tuple[list[dict], list[str]
     """Rows of every run of ``plan``: cached, else computed and cached (none computed with
     ``--report-only``); and the runs with no row."""
     cache_path = args.work_dir / "rows.jsonl"
-    cache = read_cache(cache_path)
+    # rows committed with the results carry a run over to a new machine
+    cache = {**read_cache(RESULTS / f"{args.output}_rows.jsonl"), **read_cache(cache_path)}
     tasks: dict[str, tuple[BacktestTask, int] | None] = {}
 
     def task_of(dataset: DevDataset) -> tuple[BacktestTask, int] | None:
