@@ -19,6 +19,7 @@ RELEASED = {
     "lagllama-v2-base": "e4055ef1c1bd6c193cffc2d3189082216bb84e6619f4c9c326c9a3f3c1bea2da",
     "lagllama-v2-large": "a28e7711ba3fa1c28c981d880436665d6bdf215d81306649a8323b563ed37402",
     "lagllama-v3-small": "dd738b8781d419a0a333052154d0dc4d761b6dc2f0f99681943591f0f3350a75",
+    "lagllama-v3-small-seed1": "5a1326375d15e11b6e04e8002d4d2fae566fbbada3015c31da77819558e7e5bc",
 }
 
 
