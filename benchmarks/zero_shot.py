@@ -131,8 +131,9 @@ def predictor_factory(spec: str, args: argparse.Namespace):
 def describe(spec: str) -> dict:
     """Steps, parameters and SHA-256 of a shipped model, or the path of a checkpoint (a list
     of these for an ensemble)."""
-    if ENSEMBLE_SEPARATOR in spec:
-        return {"ensemble": [describe(m) for m in split_members(spec)]}
+    parsed = parse_model(spec)
+    if len(parsed.members) > 1:
+        return {"ensemble": [describe(m.name) for m in parsed.members]}
     if spec in BASELINES:
         return {"baseline": spec}
     if spec.endswith(".ckpt"):
