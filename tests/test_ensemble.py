@@ -217,6 +217,16 @@ def test_hybrid_specs_in_the_benchmark_and_the_forecast_api() -> None:
     )
     assert isinstance(predictor, QuantileEnsemble)
     assert predictor.members[0].prediction_net.num_parallel_samples == 8  # all the paths
+    args.num_samples = 100
+    mixed = predictor_factory(f"{DEFAULT_NAME}+{DEFAULT_NAME}+auto-theta", args)(
+        BacktestTask("x", [], 3, "M")
+    )
+    # the Lag-Llama members are one member, their mixture; validation draws fewer paths
+    assert mixed.names == [f"{DEFAULT_NAME}+{DEFAULT_NAME}", "auto-theta"]
+    assert [m.prediction_net.num_parallel_samples for m in mixed.members[0].members] == [50, 50]
+    validator = mixed.validators[0]
+    assert [m.prediction_net.num_parallel_samples for m in validator.members] == [25, 25]
+    assert mixed.validators[1] is mixed.members[1]
     frame = pd.DataFrame(
         {
             "item_id": np.repeat(["a", "b"], 30),

@@ -51,13 +51,20 @@ RELATIVE_METRICS = ("WQL", "MASE", "MSIS", "sMAPE", "RMSE")
 PredictorSpec = Predictor | Callable[[BacktestTask], Predictor]
 
 
-def baseline(name: str, impute_missing: bool = True) -> Callable[[BacktestTask], Predictor]:
-    """A baseline by name as a backtest factory: built for each task's horizon and season."""
+def baseline(
+    name: str, impute_missing: bool = True, max_history: int | None = None
+) -> Callable[[BacktestTask], Predictor]:
+    """A baseline by name as a backtest factory: built for each task's horizon and season
+    (``max_history``: statsforecast models see each series' last points only)."""
     baseline_predictor(name, 1, 1)  # an unknown name fails now, not at the first task
 
     def factory(task: BacktestTask) -> Predictor:
         return baseline_predictor(
-            name, task.prediction_length, task.season_length, impute_missing=impute_missing
+            name,
+            task.prediction_length,
+            task.season_length,
+            impute_missing=impute_missing,
+            max_history=max_history,
         )
 
     return factory

@@ -33,6 +33,9 @@ from gluonts.model.predictor import Predictor
 #: Rolling validation windows per series, and series per input, a hybrid's weights are fitted on.
 VALIDATION_WINDOWS = 3
 VALIDATION_SERIES = 500
+#: Sample paths of a Lag-Llama member on the validation windows: half of the forecast's 100,
+#: so three windows cost 1.5 forecasts, not 3 (sampling is most of a hybrid's time).
+VALIDATION_PATHS = 50
 
 
 def _id_hash(item_id: object) -> int:
@@ -130,7 +133,8 @@ class QuantileEnsemble(Predictor):
 
     Weights are fixed (``weights``; an entry point fits them once over its whole input with
     :meth:`fit`, so they do not depend on chunks or workers) or else fitted on the entries of
-    each ``predict`` call. A series shorter than one validation window plus ``min_history``
+    each ``predict`` call, by ``validators`` (the members, or cheaper copies of them drawing
+    fewer sample paths; default: the members themselves). A series shorter than one validation window plus ``min_history``
     points is forecast with equal weights; a member that fails on a series (a statsforecast
     fit on a constant or too-short series gives ``None``) drops out of that series, the
     others' weights renormalised. ``counts`` tallies both, per ``predict`` call. The
@@ -145,11 +149,15 @@ class QuantileEnsemble(Predictor):
         weights: Sequence[float] | None = None,
         min_history: int = 3,
         windows: int = VALIDATION_WINDOWS,
+        validators: Sequence[Predictor] | None = None,
     ) -> None:
         super().__init__(prediction_length=common_horizon(members))
         if len(names) != len(members):
             raise ValueError(f"need one name per member, got {list(names)}")
+        if validators is not None and len(validators) != len(members):
+            raise ValueError(f"need one validator per member, got {len(validators)}")
         self.members = list(members)
+        self.validators = self.members if validators is None else list(validators)
         self.names = list(names)
         self.levels = tuple(sorted(set(levels)))
         self.weights = None if weights is None else self._checked(weights)
@@ -198,7 +206,7 @@ class QuantileEnsemble(Predictor):
                     target.append(values[len(values) - k * h : len(values) - (k - 1) * h])
         if not cut:
             return np.full(len(self.members), 1.0 / len(self.members))
-        forecasts = [self._quantiles(m, cut) for m in self.members]
+        forecasts = [self._quantiles(m, cut) for m in self.validators]
         usable = [i for i in range(len(cut)) if all(f[i] is not None for f in forecasts)]
         if not usable:
             return np.full(len(self.members), 1.0 / len(self.members))

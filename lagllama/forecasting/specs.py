@@ -5,8 +5,8 @@ Lag-Llama checkpoint path, a statistical baseline (``seasonal-naive``, ``auto-et
 ``auto-theta``, ``auto-arima``), the default's name (:data:`DEFAULT_MODEL`), or an ensemble
 of these joined by ``+``: Lag-Llama members only mix their sample paths
 (:class:`~lagllama.forecasting.ensembles.EnsemblePredictor`); a baseline among them makes a
-hybrid, a weighted average of the members' quantiles
-(:class:`~lagllama.forecasting.ensembles.QuantileEnsemble`). Every entry point (the forecast API,
+hybrid, a weighted average of the quantiles of the Lag-Llama members' mixture and of each
+baseline (:class:`~lagllama.forecasting.ensembles.QuantileEnsemble`). Every entry point (the forecast API,
 files, Ray, backtests, zero-shot reports, fine-tuning, the benchmarks) builds its predictors
 here, so they all understand the same names and build the same models.
 """
@@ -25,7 +25,12 @@ from gluonts.model import Predictor
 from gluonts.transform import MapTransformation
 
 from lagllama.evaluation.baselines import BASELINES, ENSEMBLE_MAX_HISTORY, baseline_predictor
-from lagllama.forecasting.ensembles import EnsemblePredictor, QuantileEnsemble, sample_shares
+from lagllama.forecasting.ensembles import (
+    VALIDATION_PATHS,
+    EnsemblePredictor,
+    QuantileEnsemble,
+    sample_shares,
+)
 
 if TYPE_CHECKING:
     from lagllama.forecasting.options import ForecastOptions
@@ -185,7 +190,8 @@ def build_predictor(
 
     ``lag_llama(member, paths)`` builds a Lag-Llama member other than zero-shot (fine-tuned,
     say); ``weights`` fix a hybrid's member weights (else they are fitted on rolling
-    validation windows by :meth:`QuantileEnsemble.fit`, once per call over the whole input).
+    validation windows by :meth:`QuantileEnsemble.fit`, once per call over the whole input,
+    with :data:`~lagllama.forecasting.ensembles.VALIDATION_PATHS` sample paths).
     """
     h = options.prediction_length
     levels = options.levels
@@ -203,21 +209,32 @@ def build_predictor(
         )
 
     make = lag_llama or zero_shot
-    members = spec.members
-    if len(members) == 1:
-        (member,) = members
-        if member.is_baseline:
-            return baseline_predictor(member.name, h, season_length, levels)
-        return make(member, options.num_samples)
-    if not spec.is_hybrid:
-        shares = sample_shares(options.num_samples, len(members))
+
+    def mixture(members: Sequence[Member], paths: int) -> Predictor:
+        """Lag-Llama members sharing ``paths`` sample paths (one model: all of them)."""
+        if len(members) == 1:
+            return make(members[0], paths)
+        shares = sample_shares(paths, len(members))
         return EnsemblePredictor([make(m, n) for m, n in zip(members, shares)])
-    built = [
+
+    members = spec.members
+    if len(members) == 1 and members[0].is_baseline:
+        return baseline_predictor(members[0].name, h, season_length, levels)
+    if not spec.is_hybrid:
+        return mixture(members, options.num_samples)
+    # A hybrid: the Lag-Llama members are one member (their mixture), then the baselines.
+    baselines = [m for m in members if m.is_baseline]
+    stats = [
         baseline_predictor(
             m.name, h, season_length, levels, fallback=False, max_history=ENSEMBLE_MAX_HISTORY
         )
-        if m.is_baseline
-        else make(m, options.num_samples)
-        for m in members
+        for m in baselines
     ]
-    return QuantileEnsemble(built, [m.name for m in members], levels, weights=weights)
+    validation_paths = min(options.num_samples, VALIDATION_PATHS)
+    return QuantileEnsemble(
+        [mixture(spec.lag_llama, options.num_samples), *stats],
+        [ENSEMBLE_SEPARATOR.join(m.name for m in spec.lag_llama), *(m.name for m in baselines)],
+        levels,
+        weights=weights,
+        validators=[mixture(spec.lag_llama, validation_paths), *stats],
+    )
