@@ -21,9 +21,10 @@ from typing import Any
 import torch
 
 #: The names a user needs (``lagllama models``), each the weights of a shipped checkpoint:
-#: a fast single model and the most accurate one. Every checkpoint's own name loads too.
-ALIASES = {"lagllama-fast": "lagllama-v2-small-seed1", "lagllama-large": "lagllama-v2-large"}
-#: The one network ``LagLlamaEstimator.from_pretrained()`` loads: the default's member.
+#: a fast single model (the best single member of the default, by ``benchmarks/dev_broad.py``)
+#: and the most accurate one. Every checkpoint's own name loads too.
+ALIASES = {"lagllama-fast": "lagllama-v3-small-seed1", "lagllama-large": "lagllama-v2-large"}
+#: The one network ``LagLlamaEstimator.from_pretrained()`` loads: the default's best member.
 DEFAULT_NAME = "lagllama-fast"
 #: Folder of the shipped checkpoints (package data).
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"

@@ -93,9 +93,11 @@ def test_contamination_guard(tmp_path: Path) -> None:
     assert pretrained_without_broad_holdouts(f"{clean}+auto-theta")
     for spec in (dirty, old, bare, f"{clean}+{dirty}"):
         assert not pretrained_without_broad_holdouts(spec), spec
-    # shipped models predate the holdouts; the default holds lagllama-fast
-    for spec in ("lagllama-v2-small", "lagllama-fast", "lagllama"):
+    # the v2 models predate the holdouts; the default's members and lagllama-fast do not
+    for spec in ("lagllama-v2-small", "lagllama-large", "lagllama-v2-small-seed1+auto-theta"):
         assert not pretrained_without_broad_holdouts(spec), spec
+    for spec in ("lagllama-v3-small", "lagllama-fast", "lagllama"):
+        assert pretrained_without_broad_holdouts(spec), spec
     assert pretrained_without_broad_holdouts("auto-ets")  # no pretraining at all
 
 
@@ -236,6 +238,7 @@ def test_report_marks_trained_on_it(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         context_length=None,
         sampling_precision="32",
         max_series=4,
+        timing=False,
         work_dir=tmp_path,
         data_dir=tmp_path,
         output="report_test",

@@ -43,7 +43,8 @@ def test_the_model_card_lists_every_name() -> None:
 def test_the_default_is_a_hybrid_and_three_names_are_listed(capsys) -> None:
     spec = parse_model(None)
     assert spec.name == DEFAULT_MODEL and spec.is_hybrid
-    assert [m.name for m in spec.lag_llama] == ["lagllama-fast"]
+    assert [m.name for m in spec.lag_llama] == ["lagllama-v3-small", "lagllama-v3-small-seed1"]
+    assert ALIASES["lagllama-fast"] in [m.name for m in spec.lag_llama]  # its best member
     assert main(["models"]) == 0
     first = capsys.readouterr().out.split("\n\n")[0].splitlines()
     assert [line.split()[0] for line in first] == [DEFAULT_MODEL, *ALIASES]

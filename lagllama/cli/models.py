@@ -7,9 +7,10 @@ import argparse
 #: One line per name a user needs; speed is seconds per series at 2 threads and 100 paths,
 #: the mean over the 7 benchmark datasets (README, "Models", where each was measured).
 SUMMARIES = {
-    "lagllama": "the default: lagllama-fast and AutoTheta, quantiles averaged with weights "
-    "fitted on rolling windows of the input",
-    "lagllama-fast": "the fast single model: a 4-layer decoder, for millions of series",
+    "lagllama": "the default: two lagllama-v3-small seeds (paths mixed) and AutoTheta, "
+    "quantiles averaged with weights fitted on rolling windows of the input",
+    "lagllama-fast": "the fast single model: a 4-layer decoder (lagllama-v3-small-seed1), "
+    "for millions of series",
     "lagllama-large": "the most accurate single model: an 8-layer decoder, 5x slower",
 }
 SPEED = {"lagllama": 0.18, "lagllama-fast": 0.053, "lagllama-large": 0.253}

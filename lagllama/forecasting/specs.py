@@ -40,7 +40,7 @@ ENSEMBLE_SEPARATOR = "+"
 #: What ``lagllama forecast``, ``lagllama.forecast``, ``zero-shot`` and ``backtest`` use when
 #: no model is named, and what it stands for (chosen by ``benchmarks/dev_broad.py``).
 DEFAULT_MODEL = "lagllama"
-DEFAULT_MEMBERS = "lagllama-fast+auto-theta"
+DEFAULT_MEMBERS = "lagllama-v3-small+lagllama-v3-small-seed1+auto-theta"
 #: Input field holding each series' sampling seed (read by ``LagLlamaLightningModule.forward``).
 SEED_FIELD = "sample_seed"
 
