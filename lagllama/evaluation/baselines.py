@@ -28,10 +28,11 @@ STATSFORECAST_MODELS = {
 }
 BASELINES = (BASELINE, *STATSFORECAST_MODELS)
 #: History a statsforecast member of an ensemble is fitted on (as AutoGluon's ``max_ts_length``,
-#: 2,500): AutoTheta's fit grows faster than linearly, 1.48 CPU-s on 2,500 hourly points, 0.23
-#: on 1,000; and on ETT (3 windows) its WQL was 0.142 on 2,500 points, 0.120 on 1,000 (exchange
-#: rate: 0.0076, 0.0074). One AMD EPYC core, December 2026.
-ENSEMBLE_MAX_HISTORY = 1000
+#: 2,500, but shorter): AutoTheta's fit grows faster than linearly (1.48 CPU-s on 2,500 hourly
+#: points, 0.23 on 1,000, 0.06 on 500; one AMD EPYC core), and on ETT (3 windows) its WQL was
+#: 0.142 on the last 2,500 points, 0.120 on 1,000, 0.124 on 500 (exchange rate: 0.0076,
+#: 0.0074, 0.0075). 1,000 put the default at 0.41 s per series (2 threads), over its 0.4 bar.
+ENSEMBLE_MAX_HISTORY = 500
 
 
 def impute(target: np.ndarray) -> np.ndarray:
