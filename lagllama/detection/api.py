@@ -47,12 +47,14 @@ OneStepModel = LagLlamaOneStep | SeasonalNaiveOneStep
 
 def one_step_model(model: str | None = None, batch_size: int = 64) -> OneStepModel:
     """The one-step model of a specification: a Lag-Llama model (name or checkpoint; the
-    default ``lagllama`` stands for its Lag-Llama member) or ``seasonal-naive``."""
+    default ``lagllama`` stands for its best single member, ``lagllama-fast``) or
+    ``seasonal-naive``."""
     from lagllama.evaluation.baselines import BASELINE
     from lagllama.forecasting.specs import DEFAULT_MODEL, parse_model
+    from lagllama.pretrained import DEFAULT_NAME
 
     spec = parse_model(model)
-    members = spec.lag_llama if spec.name == DEFAULT_MODEL else spec.members
+    members = parse_model(DEFAULT_NAME).members if spec.name == DEFAULT_MODEL else spec.members
     if len(members) != 1:
         raise ValueError(f"detection takes one model, not the ensemble {spec.name}")
     (member,) = members
