@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from gluonts.dataset.common import ListDataset
 from gluonts.model.forecast import QuantileForecast, SampleForecast
 from gluonts.model.predictor import Predictor
@@ -53,6 +54,7 @@ def test_ensemble_holds_exactly_each_members_paths_from_a_stream() -> None:
     a = lag_llama_predictor(checkpoint, 3, num_samples=6, seed=1)
     b = lag_llama_predictor(checkpoint, 3, num_samples=4, seed=2)
     mixed = list(EnsemblePredictor([a, b]).predict(iter(data)))  # a one-pass stream
+    assert torch.is_grad_enabled()  # the members' no_grad blocks, interleaved, do not leak
     alone_a, alone_b = list(a.predict(data)), list(b.predict(data))
     assert len(mixed) == len(data)
     for m, x, y in zip(mixed, alone_a, alone_b):

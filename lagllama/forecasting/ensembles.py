@@ -75,10 +75,19 @@ class EnsemblePredictor(Predictor):
         self.members = list(members)
 
     def predict(self, dataset: Dataset, **kwargs) -> Iterator[Forecast]:
-        copies = itertools.tee(iter(dataset), len(self.members))
-        streams = [m.predict(copy, **kwargs) for m, copy in zip(self.members, copies)]
-        for forecasts in zip(*streams, strict=True):
-            yield mix(forecasts)
+        import torch
+
+        # Each member's generator holds GluonTS's ``torch.no_grad()`` open between forecasts;
+        # interleaved, they restore each other's state and would leave gradients disabled
+        # for the caller (a later training step fails), so the caller's mode is put back.
+        grad = torch.is_grad_enabled()
+        try:
+            copies = itertools.tee(iter(dataset), len(self.members))
+            streams = [m.predict(copy, **kwargs) for m, copy in zip(self.members, copies)]
+            for forecasts in zip(*streams, strict=True):
+                yield mix(forecasts)
+        finally:
+            torch.set_grad_enabled(grad)
 
 
 def mix(forecasts: Sequence[Forecast]) -> SampleForecast:
