@@ -18,8 +18,8 @@ that sampling noise, so a difference can be read against it. AutoETS and AutoThe
 series' last 1,000 points (:data:`BASELINE_MAX_HISTORY`): AutoTheta's fit time grows about
 with the square of the length (1.5 CPU-s on ETT's last 2,500 hourly points, 0.23 on 1,000,
 0.06 on 500, of 17,420), and on ETT its WQL on the last 1,000 points was lower than on the
-last 2,500 (inside a hybrid they see 500, ``ENSEMBLE_MAX_HISTORY``). Each (model, dataset, seed) row
-is appended to ``<work-dir>/rows.jsonl`` as soon as it is computed, so an interrupted run
+last 2,500 (inside a hybrid they see 500, ``ENSEMBLE_MAX_HISTORY``). Each (model, dataset,
+seed) row is appended to ``<work-dir>/rows.jsonl`` as soon as it is computed, so an interrupted run
 resumes; a copy committed as ``results/<output>_rows.jsonl`` carries the rows to a new
 machine. ``results/<output>.{md,json}`` is written at the end and by ``--report-only``.
 """

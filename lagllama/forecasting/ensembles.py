@@ -141,13 +141,14 @@ class QuantileEnsemble(Predictor):
     """Weighted average of the members' quantiles (statistical baselines among them).
 
     Weights are fixed (``weights``; an entry point fits them once over its whole input with
-    :meth:`fit`, so they do not depend on chunks or workers) or else fitted on the entries of
-    each ``predict`` call, by ``validators`` (the members, or cheaper copies of them drawing
-    fewer sample paths; default: the members themselves). A series shorter than one validation window plus ``min_history``
-    points is forecast with equal weights; a member that fails on a series (a statsforecast
-    fit on a constant or too-short series gives ``None``) drops out of that series, the
-    others' weights renormalised. ``counts`` tallies both, per ``predict`` call. The
-    forecast holds ``levels`` and ``mean`` (the weighted mean of the members' means).
+    :meth:`fit`, so they do not depend on chunks or workers) or else fitted on the entries
+    of each ``predict`` call, by ``validators`` (the members, or cheaper copies of them
+    drawing fewer sample paths; default: the members themselves). A series shorter than one
+    validation window plus ``min_history`` points is forecast with equal weights; a member
+    that fails on a series (a statsforecast fit on a constant or too-short series gives
+    ``None``) drops out of that series, the others' weights renormalised. ``counts`` tallies
+    both, per ``predict`` call. The forecast holds ``levels`` and ``mean`` (the weighted
+    mean of the members' means).
     """
 
     def __init__(

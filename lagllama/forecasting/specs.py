@@ -6,9 +6,9 @@ Lag-Llama checkpoint path, a statistical baseline (``seasonal-naive``, ``auto-et
 of these joined by ``+``: Lag-Llama members only mix their sample paths
 (:class:`~lagllama.forecasting.ensembles.EnsemblePredictor`); a baseline among them makes a
 hybrid, a weighted average of the quantiles of the Lag-Llama members' mixture and of each
-baseline (:class:`~lagllama.forecasting.ensembles.QuantileEnsemble`). Every entry point (the forecast API,
-files, Ray, backtests, zero-shot reports, fine-tuning, the benchmarks) builds its predictors
-here, so they all understand the same names and build the same models.
+baseline (:class:`~lagllama.forecasting.ensembles.QuantileEnsemble`). Every entry point (the
+forecast API, files, Ray, backtests, zero-shot reports, fine-tuning, the benchmarks) builds
+its predictors here, so they all understand the same names and build the same models.
 """
 
 from __future__ import annotations
