@@ -7,11 +7,13 @@
     python -m benchmarks.fine_tune --combine part_a,part_b
     python -m benchmarks.fine_tune --name lagllama-large --no-scratch   # zero-shot vs fine-tuned
 
-For each dataset, in one run: seasonal naive and AutoETS; the shipped checkpoint zero-shot;
-the same checkpoint fine-tuned with ``lagllama.training.fine_tuning.fine_tune`` (validation window
-carved from the end of the training series, early stopping, best weights, EMA); and the
-same architecture trained from random weights with the same recipe except the learning
-rate, under the same CPU-time budget. One test window per series (each dataset's
+For each dataset, in one run: seasonal naive and AutoETS; the model (``--name``, any
+specification; default: the default ``lagllama``) zero-shot; the same model with every
+Lag-Llama member fine-tuned by ``lagllama.training.fine_tuning.fine_tune`` (validation windows
+carved from the end of the training series, early stopping, best weights, EMA, the window
+rule) and a hybrid's weights refitted; and the same architectures trained from random
+weights with the same recipe except the learning rate, under the same CPU-time budget per
+member. One test window per series (each dataset's
 prediction length), 100 sample paths, WQL over quantiles 0.1..0.9 and MASE, aggregates as
 geometric means of the ratio to seasonal naive. Writes ``results/<output>.{md,json,png}``.
 """
@@ -72,8 +74,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=shared_datasets_dir())
     parser.add_argument("--datasets", default=",".join(EVAL_DATASETS))
-    parser.add_argument("--name", default=None, help="shipped checkpoint (default: package's)")
-    parser.add_argument("--cpu-minutes", type=float, default=5.0, help="per neural model")
+    parser.add_argument(
+        "--name", default=None, help="model specification (default: the default lagllama)"
+    )
+    parser.add_argument(
+        "--cpu-minutes", type=float, default=5.0, help="training budget per Lag-Llama member"
+    )
     parser.add_argument("--scratch-lr", type=float, default=1e-3)
     parser.add_argument(
         "--no-scratch", action="store_true", help="leave out training from random weights"
@@ -91,12 +97,14 @@ def main() -> None:
         combine(names(args.combine), args.output)
         return
 
-    from lagllama.estimators.lag_llama import LagLlamaEstimator
-    from lagllama.pretrained import DEFAULT_NAME
+    from lagllama.forecasting.ensembles import sample_shares
+    from lagllama.forecasting.options import ForecastOptions
+    from lagllama.forecasting.specs import build_predictor, parse_model, seeded
     from lagllama.training.fine_tuning import fine_tune
     from lagllama.training.fine_tuning_defaults import DEFAULTS
 
-    name = args.name or DEFAULT_NAME
+    spec = parse_model(args.name)
+    name = spec.name
     tasks = []
     for dataset in names(args.datasets):
         try:
@@ -109,37 +117,36 @@ def main() -> None:
 
     training: list[dict] = []
     workdir = tempfile.TemporaryDirectory(prefix="fine_tune_bench_")  # Lightning's files
+    # A mixture's members share the paths (as zero-shot), so both sides draw as many.
+    shares = dict(
+        zip(
+            (m.name for m in spec.lag_llama),
+            sample_shares(args.num_samples, len(spec.lag_llama)),
+            strict=True,
+        )
+    )
 
-    def common(task) -> dict:
-        return {
-            "freq": task.freq,
-            "num_parallel_samples": args.num_samples,
-            "batch_size": 64,
-        }
-
-    def seeded(factory):
-        """Every model samples its test paths from the same seed (common random numbers: a
-        fine-tuning run that keeps the starting model forecasts exactly as zero-shot)."""
-
-        def make(task):
-            predictor = factory(task)
-            torch.manual_seed(args.seed)
-            return predictor
-
-        return make
+    def options(task) -> ForecastOptions:
+        return ForecastOptions(
+            task.prediction_length, name, num_samples=args.num_samples, seed=args.seed
+        )
 
     def zero_shot(task):
-        return LagLlamaEstimator.from_pretrained(
-            task.prediction_length, name=name, **common(task)
-        ).create_zero_shot_predictor()
+        return build_predictor(spec, options(task), task.season_length, task.freq)
 
     def trained(from_scratch: bool):
-        def factory(task):
+        """Every Lag-Llama member of the specification tuned (or trained from random weights)
+        by the recipe; a hybrid's weights refitted on the task's inputs, as zero-shot."""
+
+        def tune(task, member) -> object:
             torch.manual_seed(args.seed)
             result = fine_tune(
                 task.train_data(),
                 task.prediction_length,
-                checkpoint=name,
+                checkpoint=member.checkpoint,
+                freq=task.freq,
+                num_parallel_samples=shares[member.name],
+                batch_size=64,
                 max_cpu_minutes=args.cpu_minutes,
                 max_epochs=10_000,
                 from_scratch=from_scratch,
@@ -149,24 +156,35 @@ def main() -> None:
                     "enable_progress_bar": False,
                     "default_root_dir": workdir.name,
                 },
-                **common(task),
             )
             training.append(
                 {
                     "dataset": task.name,
                     "model": SCRATCH if from_scratch else FINE_TUNED,
+                    "member": member.name,
                     **{k: v for k, v in result.report.to_dict().items() if k != "history"},
                 }
             )
-            return result.predictor
+            # The same per-series random numbers as zero-shot: a run that keeps the start
+            # forecasts exactly as zero-shot does.
+            return seeded(result.predictor, args.seed)
+
+        def factory(task):
+            tuned = {m.name: tune(task, m) for m in spec.lag_llama}
+            return build_predictor(
+                spec,
+                options(task),
+                task.season_length,
+                task.freq,
+                lag_llama=lambda member, paths: tuned[member.name],
+            )
 
         return factory
 
-    models = {ZERO_SHOT: seeded(zero_shot), FINE_TUNED: seeded(trained(False))}
+    models = {ZERO_SHOT: zero_shot, FINE_TUNED: trained(False)}
     if not args.no_scratch:
-        models[SCRATCH] = seeded(trained(True))
+        models[SCRATCH] = trained(True)
     start = time.perf_counter()
-    torch.manual_seed(args.seed)
     with workdir:
         report = backtest(tasks, models, baselines=["seasonal-naive", "auto-ets"])
     wall = time.perf_counter() - start

@@ -252,3 +252,26 @@ def test_unknown_checkpoint_names_the_shipped_models(wide_csv: Path, capsys) -> 
     args = ["fine-tune", "--file", str(wide_csv), "--prediction-length", str(H)]
     assert main([*args, "--checkpoint", "lagllama-huge"]) == 2
     assert "lagllama-huge" in capsys.readouterr().err
+
+
+def test_fine_tuned_mixture_draws_as_many_paths_as_zero_shot(
+    tiny_checkpoint: Path, wide_csv: Path, tmp_path: Path
+) -> None:
+    """Each tuned member of ``a+b`` draws its share of ``--num-samples``, as zero-shot does,
+    and a run that keeps the start forecasts exactly as zero-shot (same per-series seeds)."""
+    from lagllama.cli import build_parser
+    from lagllama.cli.evaluate import load_tasks
+    from lagllama.evaluation.predictors import lag_llama_factory
+
+    second = tmp_path / "second.ckpt"
+    shutil.copy(tiny_checkpoint, second)
+    spec = f"{tiny_checkpoint}+{second}"
+    args = ["fine-tune", "--file", str(wide_csv), "--prediction-length", str(H), *TINY]
+    args += ["--checkpoint", spec, "--max-steps", "0", "--output", str(tmp_path / "ft")]
+    parsed = build_parser().parse_args(args)
+    task = load_tasks(parsed)[0]
+    inputs = list(task.train_data())
+    zero_shot = next(lag_llama_factory(parsed)(task).predict(inputs))
+    tuned = next(lag_llama_factory(parsed, train=True)(task).predict(inputs))
+    assert tuned.samples.shape == zero_shot.samples.shape == (10, H)
+    np.testing.assert_allclose(tuned.samples, zero_shot.samples, rtol=1e-5)

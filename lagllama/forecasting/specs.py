@@ -135,10 +135,16 @@ class AddSampleSeed(MapTransformation):
 def seeded(predictor: Predictor, seed: int | None) -> Predictor:
     """A Lag-Llama ``PyTorchPredictor`` that draws each series' paths from its own generator
     (:func:`series_seed`), so a forecast does not depend on the batch, chunk or worker;
-    ``seed=None``: torch's global generator, as GluonTS does."""
+    ``seed=None``: torch's global generator, as GluonTS does. A fine-tuning run's quantile
+    average of the start and the tuned weights gets its members seeded alike."""
     if seed is None:
         return predictor
     from gluonts.torch.model.predictor import PyTorchPredictor
+
+    from lagllama.training.fine_tuning import QuantileAverage
+
+    if isinstance(predictor, QuantileAverage):
+        return QuantileAverage([seeded(m, seed) for m in predictor.members], predictor.weights)
 
     return PyTorchPredictor(
         input_names=[*predictor.input_names, SEED_FIELD],

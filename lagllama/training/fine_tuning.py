@@ -609,7 +609,9 @@ def fine_tune(
     evidence: dict[str, Any] = {}
     if isinstance(best.start_scored, WindowScores):
         evidence["start_scores"] = best.start_scored.wql.tolist()
-    if best.best_step == 0:
+    if best.start_state is None:  # training never started (max_steps=0, a spent budget)
+        decision, rule = "start", "no training step was taken"
+    elif best.best_step == 0:
         decision = "start"
         rule = "no epoch beat it on the mean" + ("" if confirm else f" by {min_gain:.1%}")
     elif not confirm:
@@ -619,7 +621,8 @@ def fine_tune(
             evidence["tuned_scores"] = best.best_scored.wql.tolist()
     else:
         decision, rule, evidence = _judge(score, net, best, noise_factor, min_gain)
-    net.load_state_dict(best.start_state if decision == "start" else best.best_state)
+    if best.start_state is not None:
+        net.load_state_dict(best.start_state if decision == "start" else best.best_state)
     predictor: Predictor = out.predictor
     if decision == "average":
         start_net = type(net)(**net.hparams)
