@@ -13,9 +13,9 @@ Lag-Llama member fine-tuned by ``lagllama.training.fine_tuning.fine_tune`` (vali
 carved from the end of the training series, early stopping, best weights, EMA, the window
 rule) and a hybrid's weights refitted; and the same architectures trained from random
 weights with the same recipe except the learning rate, under the same CPU-time budget per
-member. One test window per series (each dataset's
-prediction length), 100 sample paths, WQL over quantiles 0.1..0.9 and MASE, aggregates as
-geometric means of the ratio to seasonal naive. Writes ``results/<output>.{md,json,png}``.
+member. One test window per series (each dataset's prediction length), 100 sample paths,
+WQL over quantiles 0.1..0.9 and MASE, aggregates as geometric means of the ratio to
+seasonal naive. Writes ``results/<output>.{md,json,png}``.
 """
 
 from __future__ import annotations
