@@ -3,6 +3,7 @@ the baseline, on the shipped small model (lagllama-fast) and seasonal naive."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import lagllama
 from lagllama.cli import main
 from lagllama.detection import Calibration, Detector
-from lagllama.detection.calibration import RED, YELLOW
+from lagllama.detection.calibration import RED, YELLOW, anomaly_scores
 
 MODELS = ("lagllama-fast", "seasonal-naive")
 #: Short windows, so that a few hundred points exercise every part of the calibration.
@@ -176,6 +177,7 @@ def test_cli_irregular_timestamps_fail_as_forecast_does(tmp_path: Path, capsys) 
     "args, message",
     [
         (["--threshold", "1.5"], "threshold must be in [0, 1]"),
+        (["--spatial-tolerance", "-1"], "spatial_tolerance must be >= 0"),
         (["--model", "auto-ets"], "the baseline detector is seasonal-naive"),
         (["--model", "lagllama-fast+lagllama-large"], "detection takes one model"),
     ],
@@ -184,3 +186,32 @@ def test_cli_bad_options(tmp_path: Path, capsys, args: list[str], message: str) 
     data = _long_csv(tmp_path / "in.csv")
     status = main(["detect", "--file", str(data), "--output", str(tmp_path / "o.csv"), *args])
     assert status == 2 and message in capsys.readouterr().err
+
+
+def test_a_new_extreme_scores_one_unless_the_spatial_rule_is_off() -> None:
+    """HTM's spatial rule: a value beyond the range seen so far by more than 5% of it scores
+    1 after the learning period, whatever the forecaster expected; within 5% it does not."""
+    from lagllama.detection.calibration import beyond_range
+
+    values = daily_wave(300)
+    low, high = values[:250].min(), values[:250].max()
+    values[250] = high + 0.2 * (high - low)  # far beyond the range
+    values[270] = values[250] + 0.01 * (values[250] - low)  # a new maximum, within 5%
+    beyond = beyond_range(values, 0.05)
+    assert beyond[250] and not beyond[270]
+    assert not beyond[251:270].any()  # the range now includes the spike
+    # causal: what comes after t never changes whether t is beyond the range
+    changed = values.copy()
+    changed[261:] = 100.0
+    np.testing.assert_array_equal(beyond_range(changed, 0.05)[:261], beyond[:261])
+    prediction = Detector("seasonal-naive", calibration=QUICK).detect([entry(values)])[0]
+    scores = anomaly_scores(prediction.predictions, values, QUICK)
+    assert scores[250] == 1.0
+    early = daily_wave(300)
+    early[10] = 100.0  # beyond the range, but during the learning period: no score yet
+    assert beyond_range(early, 0.05)[10]
+    assert anomaly_scores(prediction.predictions, early, QUICK)[10] == 0.0
+    off = anomaly_scores(prediction.predictions, values, replace(QUICK, spatial_tolerance=None))
+    assert (off <= scores + 1e-12)[~np.isnan(scores)].all()
+    with pytest.raises(ValueError, match="spatial_tolerance"):
+        Calibration(spatial_tolerance=-0.1)

@@ -71,6 +71,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="points after the warm-up before the first score (default "
         f"{DEFAULT_CALIBRATION.min_samples})",
     )
+    group.add_argument(
+        "--spatial-tolerance",
+        type=float,
+        default=DEFAULT_CALIBRATION.spatial_tolerance,
+        help="a value beyond the range seen so far by more than this fraction of it scores 1 "
+        f"(HTM's spatial rule; default {DEFAULT_CALIBRATION.spatial_tolerance})",
+    )
+    group.add_argument(
+        "--no-spatial-rule",
+        action="store_true",
+        help="score new extremes by the forecast alone",
+    )
     group.add_argument("--batch-size", type=int, default=64, help="windows per batch (default 64)")
     group = p.add_argument_group("output")
     group.add_argument(
@@ -116,7 +128,11 @@ def cmd_detect(args: argparse.Namespace) -> None:
             return dataset_chunks(data.test, 1)
 
     calibration = Calibration(
-        args.surprise, history=args.history, warmup=args.warmup, min_samples=args.min_samples
+        args.surprise,
+        history=args.history,
+        warmup=args.warmup,
+        min_samples=args.min_samples,
+        spatial_tolerance=None if args.no_spatial_rule else args.spatial_tolerance,
     )
     detector = Detector(args.model, args.threshold, calibration, args.batch_size)
     keep = args.num_plots if args.plot is not None else 0
