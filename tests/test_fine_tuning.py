@@ -403,3 +403,19 @@ def test_forecast_score_is_reproducible_and_leaves_the_random_state_alone():
         for p in module.model.decoder.blocks.parameters():
             p.add_(torch.randn_like(p))
     assert float(score(module)) > float(first)
+
+
+def test_windows_leave_the_series_something_to_train_on():
+    """Car parts' shape: 39 points and h = 12. Three windows would leave 3 points, too few for
+    a training window (1 + 12), so there are two and every series keeps 15."""
+    h = 12
+    data = ListDataset(
+        [
+            {"start": pd.Period("2000-01", "M"), "target": np.arange(39.0), "item_id": i}
+            for i in range(4)
+        ],
+        freq="M",
+    )
+    assert len(carve_windows(data, h, max_windows=3)[1]) == 3  # no training length asked
+    train, windows = carve_windows(data, h, max_windows=3, train_length=h + 1)
+    assert len(windows) == 2 and [len(e["target"]) for e in train] == [15] * 4

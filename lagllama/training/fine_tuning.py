@@ -63,9 +63,17 @@ from lagllama.forecasting.ensembles import common_horizon
 from lagllama.training.callbacks import CPUTimeBudget
 from lagllama.training.fine_tuning_defaults import DEFAULTS
 
+#: Least share of the series that must keep a training window once the validation windows
+#: are carved off (m1_monthly keeps 38% with three windows of 18, car parts none).
+MIN_TRAINABLE = 0.25
+
 
 def carve_windows(
-    dataset: Dataset, prediction_length: int, max_windows: int = 1, min_train_points: int = 1
+    dataset: Dataset,
+    prediction_length: int,
+    max_windows: int = 1,
+    min_train_points: int = 1,
+    train_length: int = 1,
 ) -> tuple[ListDataset, list[ListDataset]]:
     """``(train, windows)``: rolling validation windows of ``prediction_length`` points off
     the end of every series, ``windows[0]`` the last and each next one the points just before
@@ -74,8 +82,11 @@ def carve_windows(
 
     A series has a window when ``min_train_points`` observed points precede it. There are as
     many windows as at least half of the series with one reach, at most ``max_windows`` (a
-    window that few series reach would be a noisy vote in :func:`decide`); a series too short
-    for any window trains whole.
+    window that few series reach would be a noisy vote in :func:`decide`), and fewer while
+    that would leave fewer than :data:`MIN_TRAINABLE` of the series ``train_length`` points
+    (what a training window takes): on car parts' 39 points, three windows of 12 would leave
+    none to train on, and training would find no window. A series too short for any window
+    trains whole.
     """
     if max_windows < 1:
         raise ValueError(f"need at least one validation window, got {max_windows}")
@@ -95,6 +106,15 @@ def carve_windows(
         counts.append(n)
     reached = sorted((n for n in counts if n), reverse=True)
     k = reached[(len(reached) - 1) // 2] if reached else 0
+
+    def trainable(k: int) -> int:
+        """Series left with ``train_length`` points or more by ``k`` windows."""
+        return sum(
+            len(e["target"]) - min(n, k) * h >= train_length for e, n in zip(entries, counts)
+        )
+
+    while k > 1 and trainable(k) < MIN_TRAINABLE * len(entries):
+        k -= 1
     train: list[dict] = []
     windows: list[list[dict]] = [[] for _ in range(k)]
     for entry, n in zip(entries, counts):
@@ -561,7 +581,10 @@ def fine_tune(
         raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
     if validation not in ("forecast", "loss"):
         raise ValueError(f"validation must be 'forecast' or 'loss', got {validation!r}")
-    train, windows = carve_windows(data, prediction_length, validation_windows)
+    # a training window: one observed point and the prediction length after it
+    train, windows = carve_windows(
+        data, prediction_length, validation_windows, train_length=prediction_length + 1
+    )
     # with confirm, any gain on the mean is a candidate: the rule weighs it after training
     best = BestWeights(min_gain=0.0 if confirm else min_gain, patience=patience)
     callbacks: list[pl.Callback] = [best, FreezeLowerLayers(freeze_layers)]
