@@ -97,9 +97,8 @@ def main() -> None:
         combine(names(args.combine), args.output)
         return
 
-    from lagllama.forecasting.ensembles import sample_shares
     from lagllama.forecasting.options import ForecastOptions
-    from lagllama.forecasting.specs import build_predictor, parse_model, seeded
+    from lagllama.forecasting.specs import build_predictor, parse_model, seeded, with_paths
     from lagllama.training.fine_tuning import fine_tune
     from lagllama.training.fine_tuning_defaults import DEFAULTS
 
@@ -117,14 +116,6 @@ def main() -> None:
 
     training: list[dict] = []
     workdir = tempfile.TemporaryDirectory(prefix="fine_tune_bench_")  # Lightning's files
-    # A mixture's members share the paths (as zero-shot), so both sides draw as many.
-    shares = dict(
-        zip(
-            (m.name for m in spec.lag_llama),
-            sample_shares(args.num_samples, len(spec.lag_llama)),
-            strict=True,
-        )
-    )
 
     def options(task) -> ForecastOptions:
         return ForecastOptions(
@@ -145,7 +136,6 @@ def main() -> None:
                 task.prediction_length,
                 checkpoint=member.checkpoint,
                 freq=task.freq,
-                num_parallel_samples=shares[member.name],
                 batch_size=64,
                 max_cpu_minutes=args.cpu_minutes,
                 max_epochs=10_000,
@@ -176,7 +166,9 @@ def main() -> None:
                 options(task),
                 task.season_length,
                 task.freq,
-                lag_llama=lambda member, paths: tuned[member.name],
+                # each member draws what its zero-shot twin draws: its share of the
+                # paths, and fewer in the validation copies that fit a hybrid's weights
+                lag_llama=lambda member, paths: with_paths(tuned[member.name], paths),
             )
 
         return factory

@@ -254,18 +254,20 @@ def test_unknown_checkpoint_names_the_shipped_models(wide_csv: Path, capsys) -> 
     assert "lagllama-huge" in capsys.readouterr().err
 
 
-def test_fine_tuned_mixture_draws_as_many_paths_as_zero_shot(
-    tiny_checkpoint: Path, wide_csv: Path, tmp_path: Path
+@pytest.mark.parametrize("baseline", ["", "+seasonal-naive"])
+def test_a_fine_tuning_run_that_keeps_the_start_forecasts_as_zero_shot(
+    baseline: str, tiny_checkpoint: Path, wide_csv: Path, tmp_path: Path
 ) -> None:
-    """Each tuned member of ``a+b`` draws its share of ``--num-samples``, as zero-shot does,
-    and a run that keeps the start forecasts exactly as zero-shot (same per-series seeds)."""
+    """Each tuned member of ``a+b`` draws its share of ``--num-samples`` (and of a hybrid's
+    validation paths), as zero-shot does, with the same per-series seeds: a run that keeps
+    the start forecasts exactly as zero-shot, weights of a hybrid included."""
     from lagllama.cli import build_parser
     from lagllama.cli.evaluate import load_tasks
     from lagllama.evaluation.predictors import lag_llama_factory
 
     second = tmp_path / "second.ckpt"
     shutil.copy(tiny_checkpoint, second)
-    spec = f"{tiny_checkpoint}+{second}"
+    spec = f"{tiny_checkpoint}+{second}{baseline}"
     args = ["fine-tune", "--file", str(wide_csv), "--prediction-length", str(H), *TINY]
     args += ["--checkpoint", spec, "--max-steps", "0", "--output", str(tmp_path / "ft")]
     parsed = build_parser().parse_args(args)
@@ -273,5 +275,8 @@ def test_fine_tuned_mixture_draws_as_many_paths_as_zero_shot(
     inputs = list(task.train_data())
     zero_shot = next(lag_llama_factory(parsed)(task).predict(inputs))
     tuned = next(lag_llama_factory(parsed, train=True)(task).predict(inputs))
-    assert tuned.samples.shape == zero_shot.samples.shape == (10, H)
-    np.testing.assert_allclose(tuned.samples, zero_shot.samples, rtol=1e-5)
+    if baseline:  # quantile forecasts of the hybrid, its weights fitted on the inputs
+        np.testing.assert_allclose(tuned.forecast_array, zero_shot.forecast_array, rtol=1e-5)
+    else:
+        assert tuned.samples.shape == zero_shot.samples.shape == (10, H)
+        np.testing.assert_allclose(tuned.samples, zero_shot.samples, rtol=1e-5)

@@ -98,32 +98,27 @@ def lag_llama_factory(
             estimator.trainer_kwargs["default_root_dir"] = str(root)
             predictor = estimator.train(task.train_data())
         else:
-            from lagllama.forecasting.ensembles import sample_shares
-            from lagllama.forecasting.specs import seeded
+            from lagllama.forecasting.specs import seeded, with_paths
 
             single = len(spec.lag_llama) == 1
-            # the members of a mixture share the paths, as zero-shot (and each series is
-            # seeded, as zero-shot: a run that keeps the start forecasts as zero-shot does)
-            shares = sample_shares(args.num_samples, len(spec.lag_llama))
+            # each series seeded, as zero-shot: a run that keeps the start forecasts as
+            # zero-shot does
             tuned = {
                 m.name: seeded(
                     _fine_tune(
-                        args,
-                        task,
-                        Path(m.checkpoint),
-                        root if single else root / Path(m.name).stem,
-                        paths,
+                        args, task, Path(m.checkpoint), root if single else root / Path(m.name).stem
                     ),
                     getattr(args, "seed", 0),
                 )
-                for m, paths in zip(spec.lag_llama, shares, strict=True)
+                for m in spec.lag_llama
             }
             predictor = build_predictor(
                 spec,
                 options,
                 task.season_length,
                 task.freq,
-                lag_llama=lambda member, paths: tuned[member.name],
+                # a member draws what its zero-shot twin draws (its share of the paths)
+                lag_llama=lambda member, paths: with_paths(tuned[member.name], paths),
             )
         print(f"checkpoints of {task.name} kept under {root}", file=sys.stderr)
         if args.output is not None and (spec is None or len(spec.members) == 1):
@@ -153,15 +148,12 @@ def covariate_counts(task: BacktestTask) -> dict[str, int]:
     return counts
 
 
-def _fine_tune(
-    args: argparse.Namespace, task: BacktestTask, checkpoint: Path, root: Path, paths: int
-):
-    """The fine-tuning recipe of :mod:`lagllama.training.fine_tuning` on one task's training
-    part; the predictor draws ``paths`` sample paths."""
+def _fine_tune(args: argparse.Namespace, task: BacktestTask, checkpoint: Path, root: Path):
+    """The fine-tuning recipe of :mod:`lagllama.training.fine_tuning` on one task's training part."""
     from lagllama.training.fine_tuning import fine_tune
     from lagllama.training.fine_tuning_defaults import DEFAULTS
 
-    kwargs = {**_estimator_kwargs(args), "num_parallel_samples": paths}
+    kwargs = _estimator_kwargs(args)
     if getattr(args, "trained_covariates", False):
         kwargs.update(covariate_counts(task))
     trainer = {**kwargs.pop("trainer_kwargs"), "default_root_dir": str(root)}

@@ -157,6 +157,23 @@ def seeded(predictor: Predictor, seed: int | None) -> Predictor:
     )
 
 
+def with_paths(predictor: Predictor, paths: int) -> Predictor:
+    """A trained Lag-Llama predictor (or a fine-tuning run's quantile average) that draws
+    ``paths`` sample paths, sharing its weights: a mixture member or a hybrid's validation
+    copy draws its share, as zero-shot members do."""
+    import copy
+
+    from lagllama.training.fine_tuning import QuantileAverage
+
+    if isinstance(predictor, QuantileAverage):
+        return QuantileAverage([with_paths(m, paths) for m in predictor.members], predictor.weights)
+    net = copy.copy(predictor.prediction_net)
+    net.num_parallel_samples = paths
+    shallow = copy.copy(predictor)
+    shallow.prediction_net = net
+    return shallow
+
+
 def lag_llama_predictor(
     checkpoint: str | Path,
     prediction_length: int,
