@@ -98,7 +98,7 @@ def main() -> None:
         return
 
     from lagllama.forecasting.options import ForecastOptions
-    from lagllama.forecasting.specs import build_predictor, parse_model, seeded, with_paths
+    from lagllama.forecasting.specs import build_predictor, build_tuned, parse_model
     from lagllama.training.fine_tuning import fine_tune
     from lagllama.training.fine_tuning_defaults import DEFAULTS
 
@@ -155,21 +155,11 @@ def main() -> None:
                     **{k: v for k, v in result.report.to_dict().items() if k != "history"},
                 }
             )
-            # The same per-series random numbers as zero-shot: a run that keeps the start
-            # forecasts exactly as zero-shot does.
-            return seeded(result.predictor, args.seed)
+            return result.predictor
 
         def factory(task):
             tuned = {m.name: tune(task, m) for m in spec.lag_llama}
-            return build_predictor(
-                spec,
-                options(task),
-                task.season_length,
-                task.freq,
-                # each member draws what its zero-shot twin draws: its share of the
-                # paths, and fewer in the validation copies that fit a hybrid's weights
-                lag_llama=lambda member, paths: with_paths(tuned[member.name], paths),
-            )
+            return build_tuned(spec, options(task), task.season_length, task.freq, tuned)
 
         return factory
 

@@ -98,28 +98,16 @@ def lag_llama_factory(
             estimator.trainer_kwargs["default_root_dir"] = str(root)
             predictor = estimator.train(task.train_data())
         else:
-            from lagllama.forecasting.specs import seeded, with_paths
+            from lagllama.forecasting.specs import build_tuned
 
             single = len(spec.lag_llama) == 1
-            # each series seeded, as zero-shot: a run that keeps the start forecasts as
-            # zero-shot does
             tuned = {
-                m.name: seeded(
-                    _fine_tune(
-                        args, task, Path(m.checkpoint), root if single else root / Path(m.name).stem
-                    ),
-                    getattr(args, "seed", 0),
+                m.name: _fine_tune(
+                    args, task, Path(m.checkpoint), root if single else root / Path(m.name).stem
                 )
                 for m in spec.lag_llama
             }
-            predictor = build_predictor(
-                spec,
-                options,
-                task.season_length,
-                task.freq,
-                # a member draws what its zero-shot twin draws (its share of the paths)
-                lag_llama=lambda member, paths: with_paths(tuned[member.name], paths),
-            )
+            predictor = build_tuned(spec, options, task.season_length, task.freq, tuned)
         print(f"checkpoints of {task.name} kept under {root}", file=sys.stderr)
         if args.output is not None and (spec is None or len(spec.members) == 1):
             folder = args.output / "models" / task.name

@@ -261,3 +261,24 @@ def build_predictor(
         weights=weights,
         validators=[mixture(spec.lag_llama, validation_paths), *stats],
     )
+
+
+def build_tuned(
+    spec: ModelSpec,
+    options: ForecastOptions,
+    season_length: int,
+    freq: str | None,
+    tuned: dict[str, Predictor],
+) -> Predictor:
+    """The predictor of ``spec`` with its Lag-Llama members replaced by trained ones (by member
+    name), each seeded and drawing what its zero-shot twin draws (its share of the paths, and
+    of a hybrid's validation paths): a run that keeps every start forecasts as zero-shot. A
+    hybrid's weights are refitted on the input."""
+    members = {name: seeded(p, options.seed) for name, p in tuned.items()}
+    return build_predictor(
+        spec,
+        options,
+        season_length,
+        freq,
+        lag_llama=lambda member, paths: with_paths(members[member.name], paths),
+    )
