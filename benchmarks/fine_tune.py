@@ -36,6 +36,9 @@ from lagllama.pretraining.corpus import EVAL_DATASETS
 from lagllama.settings import shared_datasets_dir
 
 ZERO_SHOT, FINE_TUNED, SCRATCH = "zero-shot", "fine-tuned", "from scratch"
+#: What fine-tuning would forecast had the rule always chosen the tuned weights, or always
+#: their average with the start (the same training runs): the rule is measured against them.
+ALWAYS = {"always tuned": "tuned", "always average": "average"}
 
 
 def names(text: str) -> list[str]:
@@ -115,6 +118,7 @@ def main() -> None:
         return
 
     training: list[dict] = []
+    alternatives: dict[tuple[str, str], dict] = {}  # (dataset, member): the other verdicts
     workdir = tempfile.TemporaryDirectory(prefix="fine_tune_bench_")  # Lightning's files
 
     def options(task) -> ForecastOptions:
@@ -155,6 +159,11 @@ def main() -> None:
                     **{k: v for k, v in result.report.to_dict().items() if k != "history"},
                 }
             )
+            if not from_scratch:
+                alternatives[task.name, member.name] = {
+                    "chosen": result.predictor,
+                    **result.alternatives,
+                }
             return result.predictor
 
         def factory(task):
@@ -163,7 +172,19 @@ def main() -> None:
 
         return factory
 
+    def always(verdict: str):
+        """The fine-tuned runs of this task (no new training), every member's verdict forced
+        to ``verdict`` where training found weights better than the start."""
+
+        def factory(task):
+            runs = {m.name: alternatives[task.name, m.name] for m in spec.lag_llama}
+            tuned = {name: run.get(verdict, run["chosen"]) for name, run in runs.items()}
+            return build_tuned(spec, options(task), task.season_length, task.freq, tuned)
+
+        return factory
+
     models = {ZERO_SHOT: zero_shot, FINE_TUNED: trained(False)}
+    models |= {label: always(verdict) for label, verdict in ALWAYS.items()}
     if not args.no_scratch:
         models[SCRATCH] = trained(True)
     start = time.perf_counter()
@@ -201,6 +222,31 @@ def combine(parts: list[str], output: str) -> None:
     payload["wall_s"] = max(p["wall_s"] for p in loaded)  # the parts ran side by side
     payload["parts"] = parts
     write_report(payload, output)
+
+
+def rule_section(pivot: pd.DataFrame) -> str:
+    """The rule's verdicts against always keeping the tuned weights or always averaging:
+    WQL relative to zero-shot per dataset, worst and geometric mean over the datasets that
+    have all three (parts run before the comparison existed have only the rule's)."""
+    columns = [FINE_TUNED, *(label for label in ALWAYS if label in pivot.columns)]
+    if len(columns) == 1:
+        return "## The rule against always tuned / always average\n\nNot measured in this run."
+    ratios = pivot[columns].div(pivot[ZERO_SHOT], axis=0).dropna()
+    summary = pd.DataFrame(
+        {
+            "worst": ratios.max(),
+            "geometric mean": np.exp(np.log(ratios).mean()),
+            "datasets worse by > 0.5%": (ratios > 1.005).sum(),
+        }
+    ).T
+    return (
+        "## The rule against always tuned / always average\n\n"
+        "WQL relative to zero-shot; the same training runs, each member's verdict forced where "
+        "training found weights better than the start.\n\n"
+        + markdown_table(ratios.reset_index())
+        + "\n\n"
+        + markdown_table(summary.reset_index().rename(columns={"index": "over the datasets"}))
+    )
 
 
 def write_report(payload: dict, output: str) -> None:
@@ -252,6 +298,7 @@ def write_report(payload: dict, output: str) -> None:
             if SCRATCH in agg
             else " (no training from scratch in this run)."
         ),
+        rule_section(pivot),
         "## Training runs\n\n" + markdown_table(train_table),
         f"![relative WQL]({chart.name})",
         f"Total wall time {wall:.0f} s"

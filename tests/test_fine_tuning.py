@@ -205,6 +205,7 @@ def test_a_run_that_never_improves_returns_the_starting_model(tmp_path: Path, va
     assert result.report.metric == ("WQL" if validation == "forecast" else "val_loss")
     assert result.report.decision == "start" and result.report.best_step == 0
     assert "kept the starting model (no epoch beat it on the mean)" in result.report.summary()
+    assert result.alternatives == {}  # no tuned weights to choose
     assert all(loss > result.report.start_val_loss for _, loss in result.report.history[1:])
     zero_shot = LagLlamaEstimator.from_pretrained(
         H, freq="M", num_parallel_samples=20, batch_size=8
@@ -243,6 +244,15 @@ def test_tuned_weights_that_win_on_every_window_are_kept(
     assert report.noise is not None and report.margin >= 0.01 * np.mean(report.start_scores)
     assert "kept the tuned weights" in report.summary() and "3 of 3 windows" in report.rule
     assert result.predictor.prediction_net.state_dict().keys()  # a plain Lag-Llama predictor
+    # what the other verdicts would have returned, for a benchmark to measure the rule by
+    others = result.alternatives
+    assert others["tuned"] is result.predictor and isinstance(others["average"], QuantileAverage)
+    start = others["start"].prediction_net.state_dict()
+    tuned = result.predictor.prediction_net.state_dict()
+    assert any(not torch.equal(start[k], tuned[k]) for k in start)
+    assert [
+        m is n for m, n in zip(others["average"].members, (others["start"], others["tuned"]))
+    ] == [True, True]
 
 
 def test_a_misleading_last_window_does_not_let_worse_weights_through(tmp_path: Path):

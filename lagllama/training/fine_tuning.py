@@ -42,7 +42,7 @@ import math
 import time
 from collections import ChainMap
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -488,8 +488,13 @@ class FineTuneReport:
 
 @dataclass
 class FineTuneResult:
+    """The predictor the rule chose, its report, and what each other verdict would have
+    returned (``"start"``, ``"tuned"``, ``"average"``; empty when no weights beat the start):
+    what a benchmark needs to measure the rule against always choosing one of them."""
+
     predictor: Predictor
     report: FineTuneReport
+    alternatives: dict[str, Predictor] = field(default_factory=dict)
 
 
 #: Weights of the start and the tuned model in the average the weak-evidence verdict returns:
@@ -647,11 +652,19 @@ def fine_tune(
     if best.start_state is not None:
         net.load_state_dict(best.start_state if decision == "start" else best.best_state)
     predictor: Predictor = out.predictor
-    if decision == "average":
-        start_net = type(net)(**net.hparams)
-        start_net.load_state_dict(best.start_state)
-        start_predictor = estimator.create_predictor(transformation, start_net)
-        predictor = QuantileAverage([start_predictor, out.predictor], AVERAGE_WEIGHTS)
+    alternatives: dict[str, Predictor] = {}
+    if best.start_state is not None and best.best_step > 0:
+
+        def with_state(state: dict) -> Predictor:
+            copy_net = type(net)(**net.hparams)
+            copy_net.load_state_dict(state)
+            return estimator.create_predictor(transformation, copy_net)
+
+        start = out.predictor if decision == "start" else with_state(best.start_state)
+        tuned = with_state(best.best_state) if decision == "start" else out.predictor
+        average = QuantileAverage([start, tuned], AVERAGE_WEIGHTS)
+        alternatives = {"start": start, "tuned": tuned, "average": average}
+        predictor = alternatives[decision]
     report = FineTuneReport(
         metric="WQL" if validation == "forecast" else "val_loss",
         start_val_loss=best.start_loss,
@@ -666,4 +679,4 @@ def fine_tune(
         history=copy.deepcopy(best.history),
         **evidence,
     )
-    return FineTuneResult(predictor, report)
+    return FineTuneResult(predictor, report, alternatives)
