@@ -219,8 +219,17 @@ def combine(parts: list[str], output: str) -> None:
     payload = {key: loaded[0].get(key) for key in (*settings, "torch_threads")}
     payload["results"] = [row for p in loaded for row in p["results"]]
     payload["training"] = [row for p in loaded for row in p["training"]]
-    payload["wall_s"] = max(p["wall_s"] for p in loaded)  # the parts ran side by side
+    payload["wall_s"] = sum(p["wall_s"] for p in loaded)
     payload["parts"] = parts
+    cpus: dict[str, list[str]] = {}
+    for part, p in zip(parts, loaded):
+        cpus.setdefault(p["machine"]["cpu"], []).append(part)
+    payload["machine"] = {  # where the parts ran, not where they were combined
+        **loaded[0]["machine"],
+        "cpu": "; ".join(f"{cpu} ({', '.join(names)})" for cpu, names in cpus.items())
+        if len(cpus) > 1
+        else next(iter(cpus)),
+    }
     write_report(payload, output)
 
 
@@ -303,7 +312,7 @@ def write_report(payload: dict, output: str) -> None:
         f"![relative WQL]({chart.name})",
         f"Total wall time {wall:.0f} s"
         + (
-            f" (parts {', '.join(payload['parts'])} ran side by side, one per core)."
+            f" over the parts {', '.join(payload['parts'])} (each a run of its own)."
             if payload.get("parts")
             else "."
         ),
