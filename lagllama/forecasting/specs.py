@@ -269,11 +269,12 @@ def build_tuned(
     season_length: int,
     freq: str | None,
     tuned: dict[str, Predictor],
+    weights: Sequence[float] | None = None,
 ) -> Predictor:
     """The predictor of ``spec`` with its Lag-Llama members replaced by trained ones (by member
     name), each seeded and drawing what its zero-shot twin draws (its share of the paths, and
     of a hybrid's validation paths): a run that keeps every start forecasts as zero-shot. A
-    hybrid's weights are refitted on the input."""
+    hybrid's weights are refitted on the input, or fixed to ``weights``."""
     members = {name: seeded(p, options.seed) for name, p in tuned.items()}
     return build_predictor(
         spec,
@@ -281,4 +282,5 @@ def build_tuned(
         season_length,
         freq,
         lag_llama=lambda member, paths: with_paths(members[member.name], paths),
+        weights=weights,
     )
