@@ -251,17 +251,24 @@ def combine(parts: list[str], output: str) -> None:
 def rule_section(pivot: pd.DataFrame) -> str:
     """The rule's verdicts against always keeping the tuned weights or always averaging (and,
     for a hybrid, against keeping zero-shot's weights): WQL relative to zero-shot per dataset,
-    worst and geometric mean over the datasets that have them all (parts run before the
-    comparison existed have only the rule's)."""
+    worst and geometric mean over the datasets that have each (parts run before a comparison
+    existed lack it: blank)."""
     columns = [FINE_TUNED, *(c for c in (*ALWAYS, KEPT_WEIGHTS) if c in pivot.columns)]
     if len(columns) == 1:
         return "## The rule against always tuned / always average\n\nNot measured in this run."
-    ratios = pivot[columns].div(pivot[ZERO_SHOT], axis=0).dropna()
+    ratios = pivot[columns].div(pivot[ZERO_SHOT], axis=0)
     summary = pd.DataFrame(
         {
             "worst": ratios.max(),
             "geometric mean": np.exp(np.log(ratios).mean()),
             "datasets worse by > 0.5%": (ratios > 1.005).sum(),
+            "datasets": ratios.notna().sum(),
+            "the rule's geometric mean on them": pd.Series(
+                {
+                    c: float(np.exp(np.log(ratios[FINE_TUNED][ratios[c].notna()]).mean()))
+                    for c in columns
+                }
+            ),
         }
     ).T
     return (
