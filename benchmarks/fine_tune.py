@@ -129,7 +129,7 @@ def main() -> None:
             task.prediction_length, name, num_samples=args.num_samples, seed=args.seed
         )
 
-    zero_shots: dict[str, object] = {}  # per dataset: a hybrid's weights, once it forecast
+    zero_shots: dict[str, object] = {}  # per dataset; a hybrid holds its fitted weights
 
     def zero_shot(task):
         zero_shots[task.name] = build_predictor(spec, options(task), task.season_length, task.freq)
